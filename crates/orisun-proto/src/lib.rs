@@ -1,0 +1,15 @@
+//! Orisun's gRPC contract: code generated from `proto/eventstore.proto` and `proto/admin.proto`
+//! (package `orisun`, wire-compatible with Go Orisun), the descriptor set for reflection, and
+//! the conversions between wire messages and the domain model.
+
+#[allow(clippy::all, missing_docs)]
+mod generated {
+    tonic::include_proto!("orisun");
+}
+
+pub mod convert;
+
+pub use generated::*;
+
+/// The encoded file descriptor set of our .proto files, served by gRPC reflection.
+pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("orisun_descriptor");
