@@ -1,0 +1,72 @@
+//! The settings of a [`crate::SqliteStore`]: where the data lives and how durable a commit is.
+
+use std::path::PathBuf;
+
+/// How hard SQLite works to make a commit survive a crash (`PRAGMA synchronous`).
+///
+/// In WAL mode every level keeps the database consistent: a commit is either wholly there after a
+/// crash or wholly absent. They differ in whether an *acknowledged* commit survives a power loss
+/// or an operating-system crash. A process crash (even `SIGKILL`) loses nothing at any level,
+/// because the WAL is already in the operating system's page cache when the commit returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Synchronous {
+    /// The WAL is fsynced at every commit: an acknowledged append survives power loss. One fsync
+    /// per group commit, however many appends the group holds.
+    #[default]
+    Full,
+    /// The WAL is fsynced only at checkpoints: the last commits before a power loss may be rolled
+    /// back (never torn). For throughput when the host's durability is guaranteed elsewhere.
+    Normal,
+    /// No fsync at all: for tests and throw-away data.
+    Off,
+}
+
+impl Synchronous {
+    /// The value of `PRAGMA synchronous` for this level.
+    pub(crate) fn pragma(self) -> &'static str {
+        match self {
+            Synchronous::Full => "FULL",
+            Synchronous::Normal => "NORMAL",
+            Synchronous::Off => "OFF",
+        }
+    }
+}
+
+/// Configures [`crate::SqliteStore::open`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SqliteConfig {
+    /// The data directory: one `<boundary>.db` file per boundary, created if missing.
+    pub dir: PathBuf,
+    /// The durability of a commit; see [`Synchronous`].
+    pub synchronous: Synchronous,
+    /// The most read connections a boundary keeps open, which bounds the reads of one boundary
+    /// that run at the same time (each on a blocking thread). At least 1.
+    pub read_connections: usize,
+    /// The most events one group commit takes from the queue. A larger group amortises the fsync
+    /// over more appends; a smaller one bounds the latency a huge group adds to the appends queued
+    /// behind it. An append larger than this still commits, alone.
+    pub max_batch_events: usize,
+}
+
+impl SqliteConfig {
+    /// Default number of read connections per boundary.
+    pub const DEFAULT_READ_CONNECTIONS: usize = 4;
+    /// Default number of events per group commit.
+    pub const DEFAULT_MAX_BATCH_EVENTS: usize = 10_000;
+
+    /// Returns the default configuration for the data directory `dir`.
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        Self {
+            dir: dir.into(),
+            synchronous: Synchronous::default(),
+            read_connections: Self::DEFAULT_READ_CONNECTIONS,
+            max_batch_events: Self::DEFAULT_MAX_BATCH_EVENTS,
+        }
+    }
+
+    /// Returns a copy with the given durability level.
+    pub fn with_synchronous(mut self, synchronous: Synchronous) -> Self {
+        self.synchronous = synchronous;
+        self
+    }
+}

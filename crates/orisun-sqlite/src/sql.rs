@@ -1,0 +1,371 @@
+//! The SQL that reads a boundary's log, shared by the read connections and by the writer, which
+//! checks append conditions inside its own transaction.
+//!
+//! Criteria never scan the log. A criterion (tags AND-ed) is answered by intersecting the sorted
+//! seq lists of its tag hashes in the `tags` index with a leapfrog join: each step seeks one list
+//! to the first seq at or beyond the current candidate, so the cost grows with the number of
+//! *matches* (and the shorter list), not with the size of the boundary. A query (criteria OR-ed)
+//! merges the per-criterion results.
+
+use chrono::DateTime;
+use orisun_core::{Criterion, Direction, Position, Query, ReadRequest, StoredEvent, TagHash};
+use rusqlite::types::Type;
+use rusqlite::{params, Connection, OptionalExtension, Row};
+use uuid::Uuid;
+
+/// The columns [`decode`] reads, in its order.
+const SELECT_EVENT: &str =
+    "SELECT seq, commit_pos, event_id, event_type, data, metadata, date_created FROM events";
+
+/// A walk over seqs in one direction from `start` to `stop`, both inclusive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Scan {
+    dir: Direction,
+    start: i64,
+    stop: i64,
+}
+
+impl Scan {
+    /// Oldest first from `start` to the end of the log.
+    pub(crate) fn asc(start: i64) -> Self {
+        Self {
+            dir: Direction::Asc,
+            start,
+            stop: i64::MAX,
+        }
+    }
+
+    /// Newest first from `start` down to the first event.
+    pub(crate) fn desc(start: i64) -> Self {
+        Self {
+            dir: Direction::Desc,
+            start,
+            stop: 0,
+        }
+    }
+
+    /// Returns true when `seq` lies between `start` and `stop`.
+    fn contains(&self, seq: i64) -> bool {
+        match self.dir {
+            Direction::Asc => (self.start..=self.stop).contains(&seq),
+            Direction::Desc => (self.stop..=self.start).contains(&seq),
+        }
+    }
+
+    /// Returns the seq that follows `seq` in the walk, `None` past `stop`.
+    fn next(&self, seq: i64) -> Option<i64> {
+        match self.dir {
+            Direction::Asc => (seq < self.stop).then(|| seq + 1),
+            Direction::Desc => (seq > self.stop).then(|| seq - 1),
+        }
+    }
+}
+
+/// Returns the position of the last event, `{-1,-1}` for an empty log.
+pub(crate) fn head(conn: &Connection) -> rusqlite::Result<Position> {
+    conn.prepare_cached("SELECT commit_pos, seq FROM events ORDER BY seq DESC LIMIT 1")?
+        .query_row([], position)
+        .optional()
+        .map(|p| p.unwrap_or(Position::BEFORE_FIRST))
+}
+
+fn position(row: &Row<'_>) -> rusqlite::Result<Position> {
+    Ok(Position::new(row.get(0)?, row.get(1)?))
+}
+
+/// Resolves the inclusive bound of a read to the scan it describes, `None` when no event lies on
+/// the requested side of `from`. Any position resolves exactly, one that no event has too:
+/// position order is seq order, so the events at or after (before) `from` are a suffix (prefix)
+/// of the log, found with one seek in the `(commit_pos, seq)` index.
+pub(crate) fn resolve_from(
+    conn: &Connection,
+    from: Option<Position>,
+    dir: Direction,
+) -> rusqlite::Result<Option<Scan>> {
+    match (dir, from) {
+        (Direction::Asc, None) => Ok(Some(Scan::asc(0))),
+        (Direction::Desc, None) => Ok(Some(Scan::desc(i64::MAX))),
+        (Direction::Asc, Some(from)) if from.is_beginning() => Ok(Some(Scan::asc(0))),
+        (Direction::Asc, Some(from)) => Ok(conn
+            .prepare_cached(
+                "SELECT seq FROM events WHERE (commit_pos, seq) >= (?1, ?2) \
+                 ORDER BY commit_pos, seq LIMIT 1",
+            )?
+            .query_row(params![from.commit, from.prepare], |r| r.get(0))
+            .optional()?
+            .map(Scan::asc)),
+        (Direction::Desc, Some(from)) => Ok(conn
+            .prepare_cached(
+                "SELECT seq FROM events WHERE (commit_pos, seq) <= (?1, ?2) \
+                 ORDER BY commit_pos DESC, seq DESC LIMIT 1",
+            )?
+            .query_row(params![from.commit, from.prepare], |r| r.get(0))
+            .optional()?
+            .map(Scan::desc)),
+    }
+}
+
+/// Returns the seq of the first event whose position is strictly after `after`.
+fn first_seq_after(conn: &Connection, after: Position) -> rusqlite::Result<Option<i64>> {
+    if after < Position::new(0, 0) {
+        return Ok(Some(0));
+    }
+    conn.prepare_cached(
+        "SELECT seq FROM events WHERE (commit_pos, seq) > (?1, ?2) \
+         ORDER BY commit_pos, seq LIMIT 1",
+    )?
+    .query_row(params![after.commit, after.prepare], |r| r.get(0))
+    .optional()
+}
+
+/// Returns the first seq carrying tag `hash` at or beyond `seq` in direction `dir`.
+fn seek(
+    conn: &Connection,
+    hash: &TagHash,
+    seq: i64,
+    dir: Direction,
+) -> rusqlite::Result<Option<i64>> {
+    let sql = match dir {
+        Direction::Asc => "SELECT seq FROM tags WHERE h = ?1 AND seq >= ?2 ORDER BY seq LIMIT 1",
+        Direction::Desc => {
+            "SELECT seq FROM tags WHERE h = ?1 AND seq <= ?2 ORDER BY seq DESC LIMIT 1"
+        }
+    };
+    conn.prepare_cached(sql)?
+        .query_row(params![&hash[..], seq], |r| r.get(0))
+        .optional()
+}
+
+/// Returns the first seq of `scan`, from `start` on, that carries every tag of `hashes` (a
+/// leapfrog intersection of the tags' seq lists).
+fn next_match(
+    conn: &Connection,
+    hashes: &[TagHash],
+    start: i64,
+    scan: Scan,
+) -> rusqlite::Result<Option<i64>> {
+    debug_assert!(!hashes.is_empty(), "a tagless criterion matches everything");
+    let mut candidate = start;
+    // How many consecutive lists (in cyclic order) are known to hold `candidate`.
+    let mut agreed = 0;
+    for hash in hashes.iter().cycle() {
+        if !scan.contains(candidate) {
+            return Ok(None);
+        }
+        let Some(seq) = seek(conn, hash, candidate, scan.dir)? else {
+            return Ok(None);
+        };
+        if seq == candidate {
+            agreed += 1;
+        } else {
+            candidate = seq;
+            agreed = 1;
+        }
+        if agreed == hashes.len() {
+            return Ok(scan.contains(candidate).then_some(candidate));
+        }
+    }
+    unreachable!("cycling over a non-empty slice never ends")
+}
+
+/// Returns up to `limit` seqs of `scan` matching the criterion whose tag hashes are `hashes`.
+fn criterion_seqs(
+    conn: &Connection,
+    hashes: &[TagHash],
+    scan: Scan,
+    limit: usize,
+) -> rusqlite::Result<Vec<i64>> {
+    if let [hash] = hashes {
+        // One tag: its seq list is the answer; read the page in one range scan.
+        let sql = match scan.dir {
+            Direction::Asc => {
+                "SELECT seq FROM tags WHERE h = ?1 AND seq >= ?2 AND seq <= ?3 \
+                 ORDER BY seq LIMIT ?4"
+            }
+            Direction::Desc => {
+                "SELECT seq FROM tags WHERE h = ?1 AND seq <= ?2 AND seq >= ?3 \
+                 ORDER BY seq DESC LIMIT ?4"
+            }
+        };
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let mut stmt = conn.prepare_cached(sql)?;
+        let rows = stmt.query_map(params![&hash[..], scan.start, scan.stop, limit], |r| {
+            r.get(0)
+        })?;
+        return rows.collect();
+    }
+    let mut seqs = Vec::new();
+    let mut from = Some(scan.start);
+    while let Some(start) = from.filter(|_| seqs.len() < limit) {
+        let Some(seq) = next_match(conn, hashes, start, scan)? else {
+            break;
+        };
+        seqs.push(seq);
+        from = scan.next(seq);
+    }
+    Ok(seqs)
+}
+
+/// Returns up to `limit` seqs of `scan` matching `query`, which must not match everything.
+fn query_seqs(
+    conn: &Connection,
+    query: &Query,
+    scan: Scan,
+    limit: usize,
+) -> rusqlite::Result<Vec<i64>> {
+    let mut seqs = Vec::new();
+    for criterion in &query.criteria {
+        seqs.extend(criterion_seqs(conn, &criterion.tag_hashes(), scan, limit)?);
+    }
+    match scan.dir {
+        Direction::Asc => seqs.sort_unstable(),
+        Direction::Desc => seqs.sort_unstable_by(|a, b| b.cmp(a)),
+    }
+    seqs.dedup();
+    seqs.truncate(limit);
+    Ok(seqs)
+}
+
+/// Reads one page of events, all from one snapshot.
+pub(crate) fn read(conn: &mut Connection, request: &ReadRequest) -> rusqlite::Result<Vec<StoredEvent>> {
+    let tx = conn.transaction()?;
+    let limit = request.limit as usize;
+    let events = match resolve_from(&tx, request.from, request.direction)? {
+        None => Vec::new(),
+        Some(scan) if request.query.matches_all() => {
+            let sql = match scan.dir {
+                Direction::Asc => format!("{SELECT_EVENT} WHERE seq >= ?1 ORDER BY seq LIMIT ?2"),
+                Direction::Desc => {
+                    format!("{SELECT_EVENT} WHERE seq <= ?1 ORDER BY seq DESC LIMIT ?2")
+                }
+            };
+            let mut stmt = tx.prepare_cached(&sql)?;
+            let rows = stmt.query_map(params![scan.start, request.limit], decode)?;
+            rows.collect::<rusqlite::Result<Vec<_>>>()?
+        }
+        Some(scan) => {
+            let seqs = query_seqs(&tx, &request.query, scan, limit)?;
+            seqs.into_iter()
+                .map(|seq| event_at(&tx, seq))
+                .collect::<rusqlite::Result<Vec<_>>>()?
+        }
+    };
+    tx.commit()?;
+    Ok(events)
+}
+
+/// Returns the latest event matching each criterion (each with at least one tag), all from one
+/// snapshot.
+pub(crate) fn latest_by_criteria(
+    conn: &mut Connection,
+    criteria: &[Criterion],
+) -> rusqlite::Result<Vec<Option<StoredEvent>>> {
+    let tx = conn.transaction()?;
+    let mut events = Vec::with_capacity(criteria.len());
+    for criterion in criteria {
+        let scan = Scan::desc(i64::MAX);
+        let event = match next_match(&tx, &criterion.tag_hashes(), scan.start, scan)? {
+            Some(seq) => Some(event_at(&tx, seq)?),
+            None => None,
+        };
+        events.push(event);
+    }
+    tx.commit()?;
+    Ok(events)
+}
+
+/// Returns the position of the latest event matching `query` if it is after `after`, `None`
+/// when no matching event is. `head` is the current head, read in the same transaction.
+///
+/// Only the part of the log after `after` is searched, and each criterion only above the best
+/// match found so far.
+pub(crate) fn latest_match_after(
+    conn: &Connection,
+    query: &Query,
+    after: Position,
+    head: Position,
+) -> rusqlite::Result<Option<Position>> {
+    if head <= after {
+        return Ok(None);
+    }
+    if query.matches_all() {
+        return Ok(Some(head));
+    }
+    let Some(mut lowest) = first_seq_after(conn, after)? else {
+        return Ok(None);
+    };
+    let mut best = None;
+    for criterion in &query.criteria {
+        let scan = Scan {
+            dir: Direction::Desc,
+            start: head.prepare,
+            stop: lowest,
+        };
+        if let Some(seq) = next_match(conn, &criterion.tag_hashes(), scan.start, scan)? {
+            best = Some(seq);
+            if seq == head.prepare {
+                break;
+            }
+            lowest = seq + 1;
+        }
+    }
+    match best {
+        None => Ok(None),
+        Some(seq) => conn
+            .prepare_cached("SELECT commit_pos, seq FROM events WHERE seq = ?1")?
+            .query_row([seq], position)
+            .map(Some),
+    }
+}
+
+/// Returns the position of each event id that is stored, in order.
+pub(crate) fn stored_positions(
+    conn: &Connection,
+    ids: impl Iterator<Item = Uuid>,
+) -> rusqlite::Result<Vec<Option<Position>>> {
+    let mut stmt = conn.prepare_cached("SELECT commit_pos, seq FROM events WHERE event_id = ?1")?;
+    ids.map(|id| stmt.query_row([&id.as_bytes()[..]], position).optional())
+        .collect()
+}
+
+/// Reads the event at `seq`, which must exist.
+fn event_at(conn: &Connection, seq: i64) -> rusqlite::Result<StoredEvent> {
+    conn.prepare_cached(&format!("{SELECT_EVENT} WHERE seq = ?1"))?
+        .query_row([seq], decode)
+}
+
+/// Decodes a row of [`SELECT_EVENT`].
+fn decode(row: &Row<'_>) -> rusqlite::Result<StoredEvent> {
+    let seq: i64 = row.get(0)?;
+    let commit: i64 = row.get(1)?;
+    let id: Vec<u8> = row.get(2)?;
+    let event_id = Uuid::from_slice(&id)
+        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(2, Type::Blob, Box::new(e)))?;
+    let micros: i64 = row.get(6)?;
+    let date_created = DateTime::from_timestamp_micros(micros)
+        .ok_or(rusqlite::Error::IntegralValueOutOfRange(6, micros))?;
+    Ok(StoredEvent {
+        event_id,
+        event_type: row.get(3)?,
+        data: row.get(4)?,
+        metadata: row.get(5)?,
+        position: Position::new(commit, seq),
+        date_created,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scans_stay_within_bounds() {
+        let asc = Scan::asc(3);
+        assert!(asc.contains(3) && !asc.contains(2));
+        assert_eq!(asc.next(3), Some(4));
+        let desc = Scan::desc(3);
+        assert!(desc.contains(0) && !desc.contains(4));
+        assert_eq!(desc.next(0), None);
+        assert_eq!(Scan::asc(i64::MAX).next(i64::MAX), None);
+    }
+}
