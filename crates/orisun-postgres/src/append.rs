@@ -1,0 +1,503 @@
+//! The append algorithm, shared by the group-commit writer and library mode: inside an open
+//! transaction, lock the head, check each request in order, insert the accepted ones.
+
+use crate::db::{Exec, Param};
+use crate::error;
+use crate::sql::{BoundarySql, NOTIFY};
+use futures::future::{try_join, try_join_all};
+use orisun_core::{AppendCondition, JsonObject, NewEvent, Position};
+use orisun_store::rules::{batch_positions, classify_retry, validate_expected};
+use orisun_store::{AppendOutcome, StoreError};
+use serde_json::Value;
+use std::collections::HashMap;
+use tokio_postgres::types::{Json, Type};
+use tokio_postgres::Row;
+use uuid::Uuid;
+
+/// One caller's append, already validated by `rules::validate_batch` and [`check_storable`].
+#[derive(Debug)]
+pub(crate) struct AppendRequest {
+    /// The batch, in order.
+    pub events: Vec<NewEvent>,
+    /// The consistency condition, if any.
+    pub condition: Option<AppendCondition>,
+}
+
+/// What one transaction decided.
+#[derive(Debug)]
+pub(crate) struct GroupOutcome {
+    /// One result per request, in request order.
+    pub outcomes: Vec<Result<AppendOutcome, StoreError>>,
+    /// The head after the accepted requests (valid once the transaction commits).
+    pub head: Position,
+    /// Whether anything was inserted (else the transaction can be rolled back).
+    pub appended: bool,
+}
+
+/// Rejects what PostgreSQL cannot store although JSON allows it: the NUL character, in text
+/// columns and in `jsonb` strings or keys. Checked before a request joins a group, so that one
+/// such event cannot fail the transaction of other callers.
+pub(crate) fn check_storable(events: &[NewEvent]) -> Result<(), StoreError> {
+    const REASON: &str = "PostgreSQL cannot store the NUL character (\\u0000) in text";
+    for (i, event) in events.iter().enumerate() {
+        if event.event_type.contains('\0') {
+            return Err(StoreError::invalid(
+                format!("events[{i}].event_type"),
+                REASON,
+            ));
+        }
+        if object_has_nul(&event.data) {
+            return Err(StoreError::invalid(format!("events[{i}].data"), REASON));
+        }
+        if object_has_nul(&event.metadata) {
+            return Err(StoreError::invalid(format!("events[{i}].metadata"), REASON));
+        }
+    }
+    Ok(())
+}
+
+fn object_has_nul(object: &JsonObject) -> bool {
+    object
+        .iter()
+        .any(|(k, v)| k.contains('\0') || value_has_nul(v))
+}
+
+fn value_has_nul(value: &Value) -> bool {
+    match value {
+        Value::String(s) => s.contains('\0'),
+        Value::Array(items) => items.iter().any(value_has_nul),
+        Value::Object(object) => object_has_nul(object),
+        Value::Null | Value::Bool(_) | Value::Number(_) => false,
+    }
+}
+
+/// Reads a `(seq, commit_pos)` pair as a position.
+pub(crate) fn position_of(
+    row: &Row,
+    seq: usize,
+    commit: usize,
+) -> Result<Position, tokio_postgres::Error> {
+    Ok(Position::new(row.try_get(commit)?, row.try_get(seq)?))
+}
+
+/// The database part of a condition check: its SQL and parameters.
+struct Check {
+    sql: String,
+    after: Position,
+    hashes: Vec<Uuid>,
+}
+
+impl Check {
+    fn new(sql: &BoundarySql, condition: &AppendCondition) -> Self {
+        let mut shape = Vec::with_capacity(condition.query.criteria.len());
+        let mut hashes = Vec::new();
+        for criterion in &condition.query.criteria {
+            let h = criterion.tag_hashes();
+            shape.push(h.len());
+            hashes.extend(h.into_iter().map(Uuid::from_bytes));
+        }
+        Self {
+            sql: sql.condition_check(&shape),
+            after: condition.after,
+            hashes,
+        }
+    }
+
+    fn params(&self) -> Vec<Param<'_>> {
+        let mut params: Vec<Param<'_>> = Vec::with_capacity(2 + self.hashes.len());
+        params.push((&self.after.commit, Type::INT8));
+        params.push((&self.after.prepare, Type::INT8));
+        params.extend(self.hashes.iter().map(|h| (h as _, Type::UUID)));
+        params
+    }
+}
+
+/// Appends a group of requests inside an open READ COMMITTED transaction (or a caller's).
+///
+/// Takes the boundary's lock (the head row, held until the transaction ends), looks up the
+/// event ids of all requests and runs the condition checks that need the tag index — all
+/// pipelined behind the lock, so their snapshots include every earlier writer's events. Then
+/// decides each request in order, as the in-memory model would if the requests had arrived one
+/// by one: a request sees the events of the accepted requests before it. A rejected request
+/// fails alone. Finally inserts the accepted events and their tags, moves the head and queues a
+/// NOTIFY for the other nodes (delivered at commit).
+pub(crate) async fn append_group(
+    exec: Exec<'_>,
+    sql: &BoundarySql,
+    channel: &str,
+    requests: &[&AppendRequest],
+) -> Result<GroupOutcome, StoreError> {
+    let db = |e| error::db("append", e);
+    let all_ids: Vec<Uuid> = requests
+        .iter()
+        .flat_map(|r| r.events.iter().map(|e| e.event_id))
+        .collect();
+    let checks: Vec<Option<Check>> = requests
+        .iter()
+        .map(|r| {
+            r.condition
+                .as_ref()
+                .filter(|c| !c.query.matches_all())
+                .map(|c| Check::new(sql, c))
+        })
+        .collect();
+    let check_params: Vec<Vec<Param<'_>>> = checks
+        .iter()
+        .map(|c| c.as_ref().map(Check::params).unwrap_or_default())
+        .collect();
+
+    // Prepare first (no-op once cached), so that the statements below are sent in the order
+    // they are polled: the lock must reach the server before the reads that rely on it.
+    let lock = exec.prepare(&sql.lock_head, &[]);
+    let find = exec.prepare(&sql.find_ids, &[Type::UUID_ARRAY]);
+    let prepared_checks = try_join_all(checks.iter().zip(&check_params).filter_map(|(c, p)| {
+        c.as_ref().map(|c| {
+            let types: Vec<Type> = p.iter().map(|(_, t)| t.clone()).collect();
+            async move { exec.prepare(&c.sql, &types).await }
+        })
+    }));
+    let (lock, (find, prepared_checks)) = try_join(lock, try_join(find, prepared_checks))
+        .await
+        .map_err(db)?;
+
+    let id_param: [Param<'_>; 1] = [(&all_ids, Type::UUID_ARRAY)];
+    let mut prepared_checks = prepared_checks.into_iter();
+    let check_futures = check_params
+        .iter()
+        .zip(&checks)
+        .filter(|(_, c)| c.is_some())
+        .filter_map(|(p, _)| prepared_checks.next().map(|s| (s, p)))
+        .map(|(s, p)| async move { exec.run(&s, p).await })
+        .collect::<Vec<_>>();
+    // `try_join` polls its first future first, and a first poll sends the statement.
+    let (lock_rows, (id_rows, check_rows)) = try_join(
+        exec.run(&lock, &[]),
+        try_join(exec.run(&find, &id_param), try_join_all(check_futures)),
+    )
+    .await
+    .map_err(db)?;
+
+    let lock_row = lock_rows.first().ok_or_else(|| {
+        StoreError::internal(format!(
+            "the head row of {} is missing; it is created with the boundary and never deleted",
+            sql.names.head
+        ))
+    })?;
+    let stored_head = position_of(lock_row, 0, 1).map_err(db)?;
+    let mut stored: HashMap<Uuid, Position> = HashMap::with_capacity(id_rows.len());
+    for row in &id_rows {
+        stored.insert(
+            row.try_get(2).map_err(db)?,
+            position_of(row, 0, 1).map_err(db)?,
+        );
+    }
+    let mut db_latest = Vec::with_capacity(requests.len());
+    let mut check_rows = check_rows.into_iter();
+    for check in &checks {
+        db_latest.push(match check {
+            Some(_) => match check_rows.next().and_then(|rows| rows.into_iter().next()) {
+                Some(row) => Some(position_of(&row, 0, 1).map_err(db)?),
+                None => None,
+            },
+            None => None,
+        });
+    }
+
+    let decided = decide(requests, stored_head, &stored, &db_latest);
+    if !decided.appended {
+        return Ok(decided);
+    }
+    insert(exec, sql, channel, requests, &decided)
+        .await
+        .map_err(db)?;
+    Ok(decided)
+}
+
+/// Decides each request in order (pure; no IO).
+fn decide(
+    requests: &[&AppendRequest],
+    stored_head: Position,
+    stored: &HashMap<Uuid, Position>,
+    db_latest: &[Option<Position>],
+) -> GroupOutcome {
+    let mut head = stored_head;
+    let mut pending_ids: HashMap<Uuid, Position> = HashMap::new();
+    // Events accepted earlier in this group, not yet in the database.
+    let mut pending: Vec<(Position, &JsonObject)> = Vec::new();
+    let mut outcomes = Vec::with_capacity(requests.len());
+    for (request, db_latest) in requests.iter().zip(db_latest) {
+        let found: Vec<Option<Position>> = request
+            .events
+            .iter()
+            .map(|e| {
+                stored
+                    .get(&e.event_id)
+                    .or_else(|| pending_ids.get(&e.event_id))
+                    .copied()
+            })
+            .collect();
+        match classify_retry(&request.events, &found) {
+            Err(e) => {
+                outcomes.push(Err(e));
+                continue;
+            }
+            Ok(Some(position)) => {
+                outcomes.push(Ok(AppendOutcome {
+                    position,
+                    already_stored: true,
+                }));
+                continue;
+            }
+            Ok(None) => {}
+        }
+        if let Some(condition) = &request.condition {
+            if let Err(e) = validate_expected(condition.after, head) {
+                outcomes.push(Err(e));
+                continue;
+            }
+            let latest = if condition.query.matches_all() {
+                (head.prepare >= 0).then_some(head)
+            } else {
+                pending
+                    .iter()
+                    .rev()
+                    .find(|(_, data)| condition.query.matches(data))
+                    .map(|(p, _)| *p)
+                    .or(*db_latest)
+            };
+            if let Some(actual) = latest.filter(|p| *p > condition.after) {
+                outcomes.push(Err(StoreError::ConditionFailed {
+                    expected: condition.after,
+                    actual,
+                }));
+                continue;
+            }
+        }
+        let mut last = head;
+        for (event, position) in request
+            .events
+            .iter()
+            .zip(batch_positions(head.prepare + 1, request.events.len()))
+        {
+            pending_ids.insert(event.event_id, position);
+            pending.push((position, &event.data));
+            last = position;
+        }
+        head = last;
+        outcomes.push(Ok(AppendOutcome {
+            position: last,
+            already_stored: false,
+        }));
+    }
+    GroupOutcome {
+        appended: head != stored_head,
+        head,
+        outcomes,
+    }
+}
+
+/// Inserts the accepted requests' events and tags, moves the head and queues the NOTIFY, all
+/// pipelined.
+async fn insert(
+    exec: Exec<'_>,
+    sql: &BoundarySql,
+    channel: &str,
+    requests: &[&AppendRequest],
+    decided: &GroupOutcome,
+) -> Result<(), tokio_postgres::Error> {
+    let total: usize = requests
+        .iter()
+        .zip(&decided.outcomes)
+        .filter(|(_, o)| {
+            matches!(
+                o,
+                Ok(AppendOutcome {
+                    already_stored: false,
+                    ..
+                })
+            )
+        })
+        .map(|(r, _)| r.events.len())
+        .sum();
+    let mut seqs = Vec::with_capacity(total);
+    let mut commits = Vec::with_capacity(total);
+    let mut ids = Vec::with_capacity(total);
+    let mut types = Vec::with_capacity(total);
+    let mut data = Vec::with_capacity(total);
+    let mut metadata = Vec::with_capacity(total);
+    let mut tag_hashes = Vec::with_capacity(total * 4);
+    let mut tag_seqs = Vec::with_capacity(total * 4);
+    for (request, outcome) in requests.iter().zip(&decided.outcomes) {
+        let Ok(AppendOutcome {
+            position: last,
+            already_stored: false,
+        }) = outcome
+        else {
+            continue;
+        };
+        let first = last.prepare + 1 - request.events.len() as i64;
+        for (event, position) in request
+            .events
+            .iter()
+            .zip(batch_positions(first, request.events.len()))
+        {
+            seqs.push(position.prepare);
+            commits.push(position.commit);
+            ids.push(event.event_id);
+            types.push(event.event_type.as_str());
+            data.push(Json(&event.data));
+            metadata.push(Json(&event.metadata));
+            for h in event.tag_hashes() {
+                tag_hashes.push(Uuid::from_bytes(h));
+                tag_seqs.push(position.prepare);
+            }
+        }
+    }
+    let head_seq = decided.head.prepare;
+    let head_commit = decided.head.commit;
+    let payload = format!("{},{}", decided.head.commit, decided.head.prepare);
+
+    let event_types = [
+        Type::INT8_ARRAY,
+        Type::INT8_ARRAY,
+        Type::UUID_ARRAY,
+        Type::TEXT_ARRAY,
+        Type::JSONB_ARRAY,
+        Type::JSONB_ARRAY,
+    ];
+    let (insert_events, insert_tags, update_head, notify) = futures::try_join!(
+        exec.prepare(&sql.insert_events, &event_types),
+        exec.prepare(&sql.insert_tags, &[Type::UUID_ARRAY, Type::INT8_ARRAY]),
+        exec.prepare(&sql.update_head, &[Type::INT8, Type::INT8]),
+        exec.prepare(NOTIFY, &[Type::TEXT, Type::TEXT]),
+    )?;
+    let event_params: [Param<'_>; 6] = [
+        (&seqs, Type::INT8_ARRAY),
+        (&commits, Type::INT8_ARRAY),
+        (&ids, Type::UUID_ARRAY),
+        (&types, Type::TEXT_ARRAY),
+        (&data, Type::JSONB_ARRAY),
+        (&metadata, Type::JSONB_ARRAY),
+    ];
+    let tag_params: [Param<'_>; 2] = [
+        (&tag_hashes, Type::UUID_ARRAY),
+        (&tag_seqs, Type::INT8_ARRAY),
+    ];
+    let head_params: [Param<'_>; 2] = [(&head_seq, Type::INT8), (&head_commit, Type::INT8)];
+    let channel = channel.to_owned();
+    let notify_params: [Param<'_>; 2] = [(&channel, Type::TEXT), (&payload, Type::TEXT)];
+    futures::try_join!(
+        exec.run(&insert_events, &event_params),
+        exec.run(&insert_tags, &tag_params),
+        exec.run(&update_head, &head_params),
+        exec.run(&notify, &notify_params),
+    )?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use orisun_core::{Criterion, Query, Tag};
+    use serde_json::json;
+
+    fn event(id: u128, data: Value) -> NewEvent {
+        let Value::Object(data) = data else {
+            unreachable!()
+        };
+        NewEvent::new(Uuid::from_u128(id), "T", data, JsonObject::new()).expect("valid")
+    }
+
+    fn req(events: Vec<NewEvent>, condition: Option<AppendCondition>) -> AppendRequest {
+        AppendRequest { events, condition }
+    }
+
+    #[test]
+    fn later_requests_see_earlier_ones_of_the_group() {
+        let q = Query::new([Criterion::new([Tag::new("a", "1")])]);
+        let cond = Some(AppendCondition::new(q, Position::BEFORE_FIRST));
+        let r1 = req(vec![event(1, json!({"a": "1"}))], cond.clone());
+        let r2 = req(vec![event(2, json!({"a": "1"}))], cond);
+        let r3 = req(vec![event(1, json!({"a": "1"}))], None);
+        let r4 = req(vec![event(3, json!({})), event(1, json!({}))], None);
+        let out = decide(
+            &[&r1, &r2, &r3, &r4],
+            Position::BEFORE_FIRST,
+            &HashMap::new(),
+            &[None, None, None, None],
+        );
+        assert_eq!(out.head, Position::new(1, 0));
+        assert!(out.appended);
+        assert!(matches!(
+            out.outcomes[0],
+            Ok(AppendOutcome {
+                already_stored: false,
+                ..
+            })
+        ));
+        assert!(matches!(
+            out.outcomes[1],
+            Err(StoreError::ConditionFailed { actual, .. }) if actual == Position::new(1, 0)
+        ));
+        assert!(
+            matches!(out.outcomes[2], Ok(AppendOutcome { already_stored: true, position }) if position == Position::new(1, 0))
+        );
+        assert!(matches!(
+            out.outcomes[3],
+            Err(StoreError::DuplicateEvents { .. })
+        ));
+    }
+
+    #[test]
+    fn whole_boundary_condition_compares_with_head() {
+        let cond = |after| Some(AppendCondition::new(Query::all(), after));
+        let r1 = req(vec![event(1, json!({}))], cond(Position::new(-5, -5)));
+        let r2 = req(vec![event(2, json!({}))], cond(Position::BEFORE_FIRST));
+        let r3 = req(vec![event(3, json!({}))], cond(Position::new(1, 0)));
+        let r4 = req(vec![event(4, json!({}))], cond(Position::new(9, 9)));
+        let out = decide(
+            &[&r1, &r2, &r3, &r4],
+            Position::BEFORE_FIRST,
+            &HashMap::new(),
+            &[None, None, None, None],
+        );
+        assert!(out.outcomes[0].is_ok());
+        assert!(matches!(
+            out.outcomes[1],
+            Err(StoreError::ConditionFailed { .. })
+        ));
+        assert!(out.outcomes[2].is_ok());
+        assert!(matches!(out.outcomes[3], Err(StoreError::Invalid(_))));
+        assert_eq!(out.head, Position::new(2, 1));
+    }
+
+    #[test]
+    fn database_matches_count_when_the_group_has_none() {
+        let q = Query::new([Criterion::new([Tag::new("a", "1")])]);
+        let r1 = req(
+            vec![event(1, json!({}))],
+            Some(AppendCondition::new(q, Position::new(3, 2))),
+        );
+        let out = decide(
+            &[&r1],
+            Position::new(5, 4),
+            &HashMap::new(),
+            &[Some(Position::new(5, 3))],
+        );
+        assert!(matches!(
+            out.outcomes[0],
+            Err(StoreError::ConditionFailed { .. })
+        ));
+        assert!(!out.appended);
+    }
+
+    #[test]
+    fn nul_is_refused() {
+        let e = event(1, json!({"x": ["ok", {"k\u{0}": 1}]}));
+        assert_eq!(
+            check_storable(&[e]).err().map(|e| e.to_string()),
+            Some("invalid argument: events[0].data: PostgreSQL cannot store the NUL character (\\u0000) in text".into())
+        );
+        assert!(check_storable(&[event(1, json!({"x": "fine"}))]).is_ok());
+    }
+}

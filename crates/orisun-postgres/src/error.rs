@@ -1,0 +1,81 @@
+//! Translation of driver and pool errors into [`StoreError`], at the edge of the crate.
+
+use orisun_store::StoreError;
+use tokio_postgres::error::SqlState;
+
+/// Translates a driver error and logs it once, with what the store was doing.
+pub(crate) fn db(context: &str, error: tokio_postgres::Error) -> StoreError {
+    let translated = classify(&error);
+    match &translated {
+        StoreError::Unavailable { .. } => {
+            tracing::warn!(context, error = %error, code = ?error.code().map(SqlState::code), "postgres unavailable");
+        }
+        _ => {
+            tracing::error!(context, error = %error, code = ?error.code().map(SqlState::code), "postgres error");
+        }
+    }
+    translated
+}
+
+/// Translates a pool error (no connection could be had) and logs it once.
+pub(crate) fn pool(context: &str, error: deadpool_postgres::PoolError) -> StoreError {
+    use deadpool_postgres::PoolError;
+    match error {
+        PoolError::Backend(e) => db(context, e),
+        other => {
+            tracing::warn!(context, error = %other, "no postgres connection");
+            StoreError::unavailable(format!("{context}: {other}"))
+        }
+    }
+}
+
+/// Chooses the variant: transient conditions (lost connection, shutdown, serialization
+/// failures, lack of resources) are `Unavailable`, so a caller may retry; anything else is a bug
+/// or a broken invariant and is `Internal`.
+fn classify(error: &tokio_postgres::Error) -> StoreError {
+    let Some(code) = error.code() else {
+        // No SQLSTATE: the connection broke, or the server could not be reached.
+        return StoreError::unavailable(error);
+    };
+    let text = code.code();
+    let transient = error.is_closed()
+        || text.starts_with("08") // connection exception
+        || text.starts_with("53") // insufficient resources
+        || text.starts_with("57") // operator intervention: shutdown, cancel
+        || text.starts_with("58") // system error (I/O)
+        || *code == SqlState::T_R_SERIALIZATION_FAILURE
+        || *code == SqlState::T_R_DEADLOCK_DETECTED
+        || *code == SqlState::LOCK_NOT_AVAILABLE
+        || *code == SqlState::READ_ONLY_SQL_TRANSACTION
+        || *code == SqlState::IDLE_IN_TRANSACTION_SESSION_TIMEOUT;
+    let reason = match error.as_db_error() {
+        Some(db) => format!("{} (SQLSTATE {})", db.message(), text),
+        None => error.to_string(),
+    };
+    if transient {
+        StoreError::unavailable(reason)
+    } else {
+        StoreError::internal(reason)
+    }
+}
+
+/// Rebuilds an error for each caller of a failed group commit (`StoreError` is not `Clone`).
+pub(crate) fn replicate(error: &StoreError) -> StoreError {
+    match error {
+        StoreError::Invalid(e) => StoreError::Invalid(e.clone()),
+        StoreError::UnknownBoundary { name } => StoreError::UnknownBoundary { name: name.clone() },
+        StoreError::ConditionFailed { expected, actual } => StoreError::ConditionFailed {
+            expected: *expected,
+            actual: *actual,
+        },
+        StoreError::DuplicateEvents { event_ids } => StoreError::DuplicateEvents {
+            event_ids: event_ids.clone(),
+        },
+        StoreError::Unavailable { reason } => StoreError::Unavailable {
+            reason: reason.clone(),
+        },
+        StoreError::Internal { reason } => StoreError::Internal {
+            reason: reason.clone(),
+        },
+    }
+}

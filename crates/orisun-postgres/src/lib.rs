@@ -1,0 +1,99 @@
+//! The PostgreSQL backend of Orisun: [`PostgresStore`], an [`orisun_store::EventStore`] for
+//! production and for several nodes sharing one database.
+//!
+//! # Driver
+//!
+//! `tokio-postgres` with a `deadpool-postgres` pool: asynchronous (no thread per connection),
+//! pipelining (the statements of a group commit go out together and cost one round trip),
+//! binary protocol and COPY, LISTEN/NOTIFY on a plain connection, and no database needed at
+//! compile time (unlike `sqlx`'s checked macros), which keeps the build self-contained.
+//!
+//! # Layout
+//!
+//! A catalog in schema `orisun`: `orisun.schema_migrations` (catalog migrations applied) and
+//! `orisun.boundaries(name, schema, prefix, ddl_version, created_at)`. Each boundary lives in a
+//! schema ([`PostgresStore::create_boundary_in`]; [`orisun_store::EventStore::create_boundary`]
+//! uses [`PostgresConfig::default_schema`], `public` by default) as three tables named after it:
+//!
+//! - `<b>_orisun_es_event(seq PK, commit_pos, event_id UNIQUE, event_type, data jsonb,
+//!   metadata jsonb, date_created timestamptz DEFAULT now())` with an index on
+//!   `(commit_pos, seq)`. `seq` is the prepare position, `commit_pos` the commit position.
+//!   No index includes `data`, so events of any size fit; `date_created` is a `timestamptz`
+//!   set by `now()`, correct whatever the session's TimeZone.
+//! - `<b>_orisun_tags(h uuid, seq, PK (h, seq))`: one row per distinct tag hash of an event
+//!   ([`orisun_core::NewEvent::tag_hashes`], 16 bytes stored as a `uuid`). Criteria are
+//!   intersections (per criterion) and unions (across criteria) of index scans of this table, so
+//!   a condition check or a latest-by-criteria never scans the log.
+//! - `<b>_orisun_head(id = 0, seq, commit_pos)`: the head, and the boundary's writer lock.
+//!
+//! The prefix `<b>` is the boundary name, or for names too long to leave room for the suffixes
+//! within PostgreSQL's 63-byte identifiers, its start plus a hash of the whole name; the catalog
+//! records it. Identifiers are validated and always quoted; values are always bind parameters.
+//!
+//! Migrations are versioned SQL files embedded in the binary (`migrations/NNNN_*.sql` for the
+//! catalog, `migrations/boundary/NNNN_*.sql` for each boundary's tables, rendered with the
+//! quoted names). They run in a transaction holding a fixed `pg_advisory_xact_lock`, so nodes may
+//! start together; a version is applied once, never re-run at start-up.
+//!
+//! # Writing
+//!
+//! Positions are assigned in commit order: a writer transaction locks the head row
+//! (`SELECT ... FOR UPDATE`), reads the head, assigns the next seqs, inserts and commits while
+//! holding the lock. So every snapshot holds a gap-free prefix of the log, without Go Orisun's
+//! cluster-wide xmin barrier, and no sequence object is used (a rolled-back transaction consumes
+//! no seq), which makes `count` = head seq + 1.
+//!
+//! Each node runs one writer task per boundary (group commit). It takes every queued request (up
+//! to 10,000 events) into one READ COMMITTED transaction: lock, then — pipelined behind the lock
+//! — the idempotency lookup of all event ids and each condition's tag-index check, bounded
+//! below by the expected position so it costs what was appended since. Requests are then
+//! decided in order, each seeing the accepted requests before it (checked in memory with
+//! [`orisun_core::Query::matches`]); a rejected request fails alone. The accepted events and
+//! their tags are inserted with `UNNEST` arrays, the head is moved and one `pg_notify` is
+//! queued, then one COMMIT (one fsync) answers every caller. If the transaction fails for a
+//! reason other than a lost connection, the requests are retried one by one so that a request
+//! that cannot be stored fails alone.
+//!
+//! Library mode ([`PostgresStore::append_in_transaction`]) runs the same algorithm inside the
+//! caller's transaction, with unnamed statements.
+//!
+//! # Wake-ups
+//!
+//! Each boundary has a `watch` of its head, moved after local commits, by NOTIFYs received on a
+//! dedicated LISTEN connection (re-established after a drop, heads re-read on reconnect) and by
+//! a poll of the watched heads every [`orisun_store::POLL_FALLBACK`].
+//!
+//! # Poolers
+//!
+//! No session state survives a transaction: locks are transaction-level, nothing is `SET`
+//! outside a transaction, no temporary tables. Statements are prepared and cached per pooled
+//! connection, which a transaction-mode PgBouncer supports from version 1.21
+//! (`max_prepared_statements`); library mode uses unnamed statements only. The LISTEN connection
+//! must be direct.
+//!
+//! # Deviations from the design brief
+//!
+//! - The catalog also records each boundary's `prefix`, so that the naming rule for long
+//!   boundary names can change without orphaning tables.
+//! - `data` and `metadata` are `jsonb`: they are read back as compact JSON text in `jsonb`'s key
+//!   order (shorter keys first), not in the order written; the values are equal.
+//! - The NUL character (`\u0000`) cannot be stored in `jsonb` or `text`; such events are
+//!   refused with [`orisun_store::StoreError::Invalid`] before they reach a group.
+
+mod append;
+mod config;
+mod db;
+mod error;
+mod migrate;
+mod names;
+mod notify;
+mod read;
+mod sql;
+mod store;
+mod writer;
+
+pub use config::PostgresConfig;
+pub use store::PostgresStore;
+
+pub use deadpool_postgres;
+pub use tokio_postgres;

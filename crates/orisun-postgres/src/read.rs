@@ -1,0 +1,109 @@
+//! Reads: pages of the log (whole or by criteria), the latest event per criterion, the head.
+//!
+//! Each read is one statement, so it sees one snapshot; since writers assign positions under a
+//! lock held through commit, every snapshot holds a gap-free prefix of the log.
+
+use crate::append::position_of;
+use crate::db::{Exec, Param};
+use crate::sql::BoundarySql;
+use orisun_core::{Criterion, Direction, Position, ReadRequest, StoredEvent};
+use orisun_store::LatestByCriteria;
+use serde_json::Value;
+use tokio_postgres::types::Type;
+use tokio_postgres::{Error, Row};
+use uuid::Uuid;
+
+/// Decodes the columns of [`crate::sql::EVENT_COLUMNS`], starting at column `at`.
+fn event_from_row(row: &Row, at: usize) -> Result<StoredEvent, Error> {
+    let data: Value = row.try_get(at + 4)?;
+    let metadata: Value = row.try_get(at + 5)?;
+    Ok(StoredEvent {
+        position: position_of(row, at, at + 1)?,
+        event_id: row.try_get(at + 2)?,
+        event_type: row.try_get(at + 3)?,
+        data: data.to_string(),
+        metadata: metadata.to_string(),
+        date_created: row.try_get(at + 6)?,
+    })
+}
+
+/// Splits criteria into the shape of their SQL (hashes per criterion) and the hashes.
+fn shape_and_hashes<'c>(criteria: impl Iterator<Item = &'c Criterion>) -> (Vec<usize>, Vec<Uuid>) {
+    let mut shape = Vec::new();
+    let mut hashes = Vec::new();
+    for criterion in criteria {
+        let h = criterion.tag_hashes();
+        shape.push(h.len());
+        hashes.extend(h.into_iter().map(Uuid::from_bytes));
+    }
+    (shape, hashes)
+}
+
+/// Reads one page. The request must have been validated.
+pub(crate) async fn read(
+    exec: Exec<'_>,
+    sql: &BoundarySql,
+    request: &ReadRequest,
+) -> Result<Vec<StoredEvent>, Error> {
+    let ascending = request.direction == Direction::Asc;
+    let from = request.from.unwrap_or(if ascending {
+        Position::new(i64::MIN, i64::MIN)
+    } else {
+        Position::new(i64::MAX, i64::MAX)
+    });
+    let limit = i64::from(request.limit);
+    let mut params: Vec<Param<'_>> = vec![
+        (&from.commit, Type::INT8),
+        (&from.prepare, Type::INT8),
+        (&limit, Type::INT8),
+    ];
+    let rows = if request.query.matches_all() {
+        let text = if ascending {
+            &sql.read_all_asc
+        } else {
+            &sql.read_all_desc
+        };
+        exec.query(text, &params).await?
+    } else {
+        let (shape, hashes) = shape_and_hashes(request.query.criteria.iter());
+        params.extend(hashes.iter().map(|h| (h as _, Type::UUID)));
+        exec.query(&sql.read_by_criteria(&shape, ascending), &params)
+            .await?
+    };
+    rows.iter().map(|r| event_from_row(r, 0)).collect()
+}
+
+/// Reads the latest event of each criterion in one statement. The criteria must have been
+/// validated (`rules::validate_criteria`: each has at least one tag).
+pub(crate) async fn latest_by_criteria(
+    exec: Exec<'_>,
+    sql: &BoundarySql,
+    criteria: &[Criterion],
+) -> Result<LatestByCriteria, Error> {
+    let (shape, hashes) = shape_and_hashes(criteria.iter());
+    let params: Vec<Param<'_>> = hashes.iter().map(|h| (h as _, Type::UUID)).collect();
+    let rows = exec.query(&sql.latest_by_criteria(&shape), &params).await?;
+    let mut events: Vec<Option<StoredEvent>> = vec![None; criteria.len()];
+    for row in &rows {
+        let index: i32 = row.try_get(0)?;
+        if let Some(slot) = usize::try_from(index).ok().and_then(|i| events.get_mut(i)) {
+            *slot = Some(event_from_row(row, 1)?);
+        }
+    }
+    let context_position = events
+        .iter()
+        .flatten()
+        .map(|e| e.position)
+        .max()
+        .unwrap_or(Position::BEFORE_FIRST);
+    Ok(LatestByCriteria {
+        events,
+        context_position,
+    })
+}
+
+/// Reads the head of the log.
+pub(crate) async fn head(exec: Exec<'_>, sql: &BoundarySql) -> Result<Option<Position>, Error> {
+    let rows = exec.query(&sql.read_head, &[]).await?;
+    rows.first().map(|r| position_of(r, 0, 1)).transpose()
+}

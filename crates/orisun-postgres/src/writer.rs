@@ -1,0 +1,140 @@
+//! Group commit: one writer task per boundary per node, fed by a channel. It takes every queued
+//! request, decides and inserts them in one transaction (one lock, one fsync), then answers each
+//! caller.
+
+use crate::append::{append_group, AppendRequest, GroupOutcome};
+use crate::db::Exec;
+use crate::error;
+use crate::sql::BoundarySql;
+use deadpool_postgres::Pool;
+use orisun_core::{BoundaryName, Position};
+use orisun_store::{AppendOutcome, StoreError};
+use std::sync::Arc;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio_postgres::IsolationLevel;
+
+/// Most events one group transaction takes (a single larger request still goes alone).
+pub(crate) const MAX_GROUP_EVENTS: usize = 10_000;
+
+/// How many requests may wait for a boundary's writer before callers wait to enqueue.
+pub(crate) const QUEUE: usize = 4_096;
+
+/// What a boundary's writer and listeners share.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    /// The boundary.
+    pub name: BoundaryName,
+    /// Its statements.
+    pub sql: BoundarySql,
+    /// Its NOTIFY channel.
+    pub channel: String,
+    /// Its head watch: moved after local commits, NOTIFYs and polls.
+    pub head: watch::Sender<Position>,
+}
+
+impl Shared {
+    /// Moves the head watch forward (never back: wake-ups from several sources may arrive out
+    /// of order).
+    pub(crate) fn advance(&self, position: Position) {
+        self.head.send_if_modified(|current| {
+            if position > *current {
+                *current = position;
+                true
+            } else {
+                false
+            }
+        });
+    }
+}
+
+/// One caller's request and where to send its answer.
+pub(crate) struct Job {
+    /// The request.
+    pub request: AppendRequest,
+    /// The caller's answer.
+    pub reply: oneshot::Sender<Result<AppendOutcome, StoreError>>,
+}
+
+/// Starts the writer of a boundary; it ends when every sender is dropped.
+pub(crate) fn spawn(pool: Pool, shared: Arc<Shared>) -> mpsc::Sender<Job> {
+    let (tx, rx) = mpsc::channel(QUEUE);
+    tokio::spawn(run(pool, shared, rx));
+    tx
+}
+
+async fn run(pool: Pool, shared: Arc<Shared>, mut rx: mpsc::Receiver<Job>) {
+    while let Some(first) = rx.recv().await {
+        let mut events = first.request.events.len();
+        let mut jobs = vec![first];
+        while events < MAX_GROUP_EVENTS {
+            match rx.try_recv() {
+                Ok(job) => {
+                    events += job.request.events.len();
+                    jobs.push(job);
+                }
+                Err(_) => break,
+            }
+        }
+        // A caller that stopped waiting (its future was dropped) gets nothing appended.
+        jobs.retain(|job| !job.reply.is_closed());
+        if jobs.is_empty() {
+            continue;
+        }
+        let requests: Vec<&AppendRequest> = jobs.iter().map(|j| &j.request).collect();
+        let outcomes = match commit(&pool, &shared, &requests).await {
+            Ok(outcomes) => outcomes,
+            Err(e) if requests.len() > 1 && !matches!(e, StoreError::Unavailable { .. }) => {
+                // Not a lost connection, so possibly caused by one request's data: retry each
+                // alone so that it fails alone.
+                tracing::warn!(boundary = %shared.name, error = %e, "group commit failed; retrying requests one by one");
+                let mut outcomes = Vec::with_capacity(requests.len());
+                for request in &requests {
+                    outcomes.push(match commit(&pool, &shared, &[request]).await {
+                        Ok(mut o) => o
+                            .pop()
+                            .unwrap_or_else(|| Err(StoreError::internal("no outcome"))),
+                        Err(e) => Err(e),
+                    });
+                }
+                outcomes
+            }
+            Err(e) => requests.iter().map(|_| Err(error::replicate(&e))).collect(),
+        };
+        for (job, outcome) in jobs.into_iter().zip(outcomes) {
+            // The caller may have gone meanwhile; the append stands (a retry is idempotent).
+            let _ = job.reply.send(outcome);
+        }
+    }
+}
+
+/// Runs one group transaction and returns each request's outcome.
+async fn commit(
+    pool: &Pool,
+    shared: &Shared,
+    requests: &[&AppendRequest],
+) -> Result<Vec<Result<AppendOutcome, StoreError>>, StoreError> {
+    let mut client = pool.get().await.map_err(|e| error::pool("append", e))?;
+    let tx = client
+        .build_transaction()
+        .isolation_level(IsolationLevel::ReadCommitted)
+        .start()
+        .await
+        .map_err(|e| error::db("append: begin", e))?;
+    let exec = Exec::cached(tx.client(), &tx.statement_cache);
+    let GroupOutcome {
+        outcomes,
+        head,
+        appended,
+    } = append_group(exec, &shared.sql, &shared.channel, requests).await?;
+    if appended {
+        tx.commit()
+            .await
+            .map_err(|e| error::db("append: commit", e))?;
+        shared.advance(head);
+    } else {
+        tx.rollback()
+            .await
+            .map_err(|e| error::db("append: rollback", e))?;
+    }
+    Ok(outcomes)
+}
