@@ -80,6 +80,28 @@ pub fn classify_retry(
     Err(StoreError::DuplicateEvents { event_ids })
 }
 
+/// Checks the criteria of a latest-by-criteria request: at least one criterion, each with at
+/// least one tag, every tag with a key.
+pub fn validate_criteria(criteria: &[orisun_core::Criterion]) -> Result<(), StoreError> {
+    if criteria.is_empty() {
+        return Err(StoreError::invalid(
+            "criteria",
+            "at least one criterion is required",
+        ));
+    }
+    for (i, criterion) in criteria.iter().enumerate() {
+        if criterion.tags.is_empty() {
+            return Err(StoreError::invalid(
+                format!("criteria[{i}].tags"),
+                "at least one tag is required",
+            ));
+        }
+    }
+    orisun_core::Query::new(criteria.iter().cloned())
+        .validate("")
+        .map_err(|e| StoreError::invalid(e.field.trim_start_matches('.'), e.reason))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -107,26 +129,4 @@ mod tests {
         assert!(validate_expected(head, head).is_ok());
         assert!(validate_expected(Position::new(4, 4), head).is_err());
     }
-}
-
-/// Checks the criteria of a latest-by-criteria request: at least one criterion, each with at
-/// least one tag, every tag with a key.
-pub fn validate_criteria(criteria: &[orisun_core::Criterion]) -> Result<(), StoreError> {
-    if criteria.is_empty() {
-        return Err(StoreError::invalid(
-            "criteria",
-            "at least one criterion is required",
-        ));
-    }
-    for (i, criterion) in criteria.iter().enumerate() {
-        if criterion.tags.is_empty() {
-            return Err(StoreError::invalid(
-                format!("criteria[{i}].tags"),
-                "at least one tag is required",
-            ));
-        }
-    }
-    orisun_core::Query::new(criteria.iter().cloned())
-        .validate("")
-        .map_err(|e| StoreError::invalid(e.field.trim_start_matches('.'), e.reason))
 }
