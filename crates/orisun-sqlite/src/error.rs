@@ -7,7 +7,11 @@ use rusqlite::ErrorCode;
 ///
 /// Busy, locked, I/O, full-disk and open failures are [`StoreError::Unavailable`] (a retry may
 /// succeed); everything else is a broken invariant, [`StoreError::Internal`].
-pub(crate) fn db_error(boundary: &str, operation: &'static str, err: rusqlite::Error) -> StoreError {
+pub(crate) fn db_error(
+    boundary: &str,
+    operation: &'static str,
+    err: rusqlite::Error,
+) -> StoreError {
     let code = err.sqlite_error_code();
     let transient = matches!(
         code,

@@ -76,7 +76,7 @@ fn position(row: &Row<'_>) -> rusqlite::Result<Position> {
 /// Resolves the inclusive bound of a read to the scan it describes, `None` when no event lies on
 /// the requested side of `from`. Any position resolves exactly, one that no event has too:
 /// position order is seq order, so the events at or after (before) `from` are a suffix (prefix)
-/// of the log, found with one seek in the `(commit_pos, seq)` index.
+/// of the log, found with index seeks (see [`seek_position`]).
 pub(crate) fn resolve_from(
     conn: &Connection,
     from: Option<Position>,
@@ -86,23 +86,63 @@ pub(crate) fn resolve_from(
         (Direction::Asc, None) => Ok(Some(Scan::asc(0))),
         (Direction::Desc, None) => Ok(Some(Scan::desc(i64::MAX))),
         (Direction::Asc, Some(from)) if from.is_beginning() => Ok(Some(Scan::asc(0))),
-        (Direction::Asc, Some(from)) => Ok(conn
-            .prepare_cached(
-                "SELECT seq FROM events WHERE (commit_pos, seq) >= (?1, ?2) \
-                 ORDER BY commit_pos, seq LIMIT 1",
-            )?
-            .query_row(params![from.commit, from.prepare], |r| r.get(0))
-            .optional()?
-            .map(Scan::asc)),
-        (Direction::Desc, Some(from)) => Ok(conn
-            .prepare_cached(
-                "SELECT seq FROM events WHERE (commit_pos, seq) <= (?1, ?2) \
-                 ORDER BY commit_pos DESC, seq DESC LIMIT 1",
-            )?
-            .query_row(params![from.commit, from.prepare], |r| r.get(0))
-            .optional()?
-            .map(Scan::desc)),
+        (Direction::Asc, Some(from)) => {
+            Ok(seek_position(conn, from, Side::AtOrAfter)?.map(Scan::asc))
+        }
+        (Direction::Desc, Some(from)) => {
+            Ok(seek_position(conn, from, Side::AtOrBefore)?.map(Scan::desc))
+        }
     }
+}
+
+/// Which event [`seek_position`] looks for, relative to a position.
+#[derive(Debug, Clone, Copy)]
+enum Side {
+    /// The first event at or after it.
+    AtOrAfter,
+    /// The first event strictly after it.
+    After,
+    /// The last event at or before it.
+    AtOrBefore,
+}
+
+/// Returns the seq of the event on `side` of `position`.
+///
+/// Commit positions never decrease along the log, so the events of commit `c` sit between those
+/// of lower and higher commits: the answer is either among the events of commit `c` (one exact
+/// seek on `(commit_pos = c, seq)`) or the nearest event of another commit (one seek on
+/// `commit_pos`). A single row-value comparison would walk the whole batch of commit `c`.
+fn seek_position(
+    conn: &Connection,
+    position: Position,
+    side: Side,
+) -> rusqlite::Result<Option<i64>> {
+    let (same, other) = match side {
+        Side::AtOrAfter => (
+            "SELECT seq FROM events WHERE commit_pos = ?1 AND seq >= ?2 ORDER BY seq LIMIT 1",
+            "SELECT seq FROM events WHERE commit_pos > ?1 ORDER BY commit_pos, seq LIMIT 1",
+        ),
+        Side::After => (
+            "SELECT seq FROM events WHERE commit_pos = ?1 AND seq > ?2 ORDER BY seq LIMIT 1",
+            "SELECT seq FROM events WHERE commit_pos > ?1 ORDER BY commit_pos, seq LIMIT 1",
+        ),
+        Side::AtOrBefore => (
+            "SELECT seq FROM events WHERE commit_pos = ?1 AND seq <= ?2 \
+             ORDER BY seq DESC LIMIT 1",
+            "SELECT seq FROM events WHERE commit_pos < ?1 \
+             ORDER BY commit_pos DESC, seq DESC LIMIT 1",
+        ),
+    };
+    let found = conn
+        .prepare_cached(same)?
+        .query_row(params![position.commit, position.prepare], |r| r.get(0))
+        .optional()?;
+    if found.is_some() {
+        return Ok(found);
+    }
+    conn.prepare_cached(other)?
+        .query_row([position.commit], |r| r.get(0))
+        .optional()
 }
 
 /// Returns the seq of the first event whose position is strictly after `after`.
@@ -110,12 +150,7 @@ fn first_seq_after(conn: &Connection, after: Position) -> rusqlite::Result<Optio
     if after < Position::new(0, 0) {
         return Ok(Some(0));
     }
-    conn.prepare_cached(
-        "SELECT seq FROM events WHERE (commit_pos, seq) > (?1, ?2) \
-         ORDER BY commit_pos, seq LIMIT 1",
-    )?
-    .query_row(params![after.commit, after.prepare], |r| r.get(0))
-    .optional()
+    seek_position(conn, after, Side::After)
 }
 
 /// Returns the first seq carrying tag `hash` at or beyond `seq` in direction `dir`.
@@ -227,7 +262,10 @@ fn query_seqs(
 }
 
 /// Reads one page of events, all from one snapshot.
-pub(crate) fn read(conn: &mut Connection, request: &ReadRequest) -> rusqlite::Result<Vec<StoredEvent>> {
+pub(crate) fn read(
+    conn: &mut Connection,
+    request: &ReadRequest,
+) -> rusqlite::Result<Vec<StoredEvent>> {
     let tx = conn.transaction()?;
     let limit = request.limit as usize;
     let events = match resolve_from(&tx, request.from, request.direction)? {
@@ -367,5 +405,73 @@ mod tests {
         assert!(desc.contains(0) && !desc.contains(4));
         assert_eq!(desc.next(0), None);
         assert_eq!(Scan::asc(i64::MAX).next(i64::MAX), None);
+    }
+}
+
+#[cfg(test)]
+mod plan_tests {
+    use crate::schema::migrate;
+    use rusqlite::Connection;
+
+    /// Returns SQLite's query plan for `sql`, one detail line per step.
+    fn plan(conn: &Connection, sql: &str) -> String {
+        let mut stmt = conn
+            .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+            .expect("explain");
+        let params = rusqlite::params_from_iter(std::iter::repeat_n(0i64, stmt.parameter_count()));
+        let rows = stmt
+            .query_map(params, |r| r.get::<_, String>(3))
+            .expect("plan rows");
+        rows.map(|r| r.expect("plan row"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    #[test]
+    fn every_lookup_is_an_index_search() {
+        let mut conn = Connection::open_in_memory().expect("open");
+        migrate(&mut conn, "b").expect("migrate");
+        let cases = [
+            (
+                "SELECT seq FROM events WHERE commit_pos = ?1 AND seq >= ?2 ORDER BY seq LIMIT 1",
+                "SEARCH events USING COVERING INDEX events_by_position (commit_pos=? AND seq>?)",
+            ),
+            (
+                "SELECT seq FROM events WHERE commit_pos = ?1 AND seq <= ?2 \
+                 ORDER BY seq DESC LIMIT 1",
+                "SEARCH events USING COVERING INDEX events_by_position (commit_pos=? AND seq<?)",
+            ),
+            (
+                "SELECT seq FROM events WHERE commit_pos > ?1 ORDER BY commit_pos, seq LIMIT 1",
+                "SEARCH events USING COVERING INDEX events_by_position (commit_pos>?)",
+            ),
+            (
+                "SELECT seq FROM events WHERE commit_pos < ?1 \
+                 ORDER BY commit_pos DESC, seq DESC LIMIT 1",
+                "SEARCH events USING COVERING INDEX events_by_position (commit_pos<?)",
+            ),
+            (
+                "SELECT seq FROM tags WHERE h = ?1 AND seq >= ?2 ORDER BY seq LIMIT 1",
+                "SEARCH tags USING PRIMARY KEY (h=? AND seq>?)",
+            ),
+            (
+                "SELECT seq FROM tags WHERE h = ?1 AND seq <= ?2 ORDER BY seq DESC LIMIT 1",
+                "SEARCH tags USING PRIMARY KEY (h=? AND seq<?)",
+            ),
+            (
+                "SELECT commit_pos, seq FROM events WHERE event_id = ?1",
+                "SEARCH events USING INDEX sqlite_autoindex_events_1 (event_id=?)",
+            ),
+            (
+                "SELECT commit_pos, seq FROM events ORDER BY seq DESC LIMIT 1",
+                "SCAN events",
+            ),
+        ];
+        for (sql, want) in cases {
+            let got = plan(&conn, sql);
+            println!("{sql}\n  -> {got}");
+            assert!(got.starts_with(want), "{sql}: {got}");
+            assert!(!got.contains("TEMP B-TREE"), "{sql} sorts: {got}");
+        }
     }
 }

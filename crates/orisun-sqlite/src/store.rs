@@ -183,10 +183,9 @@ fn open_boundary(
                  (the data directory ignores case)"
             ),
         ),
-        SchemaError::OtherBoundary { recorded } => StoreError::internal(format!(
-            "{} holds boundary {recorded:?}",
-            path.display()
-        )),
+        SchemaError::OtherBoundary { recorded } => {
+            StoreError::internal(format!("{} holds boundary {recorded:?}", path.display()))
+        }
     })?;
     let head = sql::head(&conn).map_err(|e| db_error(boundary, "read head", e))?;
     let (head_tx, _) = watch::channel(head);

@@ -6,8 +6,7 @@ mod common;
 use common::{boundary, event, fresh};
 use orisun_sqlite::SqliteStore;
 use orisun_store::core::{
-    AppendCondition, Criterion, Direction, NewEvent, Position, Query, ReadRequest, StoredEvent,
-    Tag,
+    AppendCondition, Criterion, Direction, NewEvent, Position, Query, ReadRequest, StoredEvent, Tag,
 };
 use orisun_store::{EventStore, MemoryStore, StoreError};
 use serde_json::json;
@@ -33,7 +32,10 @@ async fn positions_follow_the_batch_rule() -> anyhow::Result<()> {
     assert_eq!(f.store.head(&b).await?, Position::BEFORE_FIRST);
     assert_eq!(f.store.count(&b).await?, 0);
 
-    let one = f.store.append(&b, vec![event("A", json!({}))], None).await?;
+    let one = f
+        .store
+        .append(&b, vec![event("A", json!({}))], None)
+        .await?;
     assert_eq!(one.position, Position::new(1, 0));
     assert!(!one.already_stored);
     let three = (0..3).map(|i| event("B", json!({ "i": i }))).collect();
@@ -97,7 +99,10 @@ async fn read_bounds_resolve_any_position_like_the_model() -> anyhow::Result<()>
             Criterion::new([Tag::new("eventType", "Odd"), Tag::new("third", "true")]),
             Criterion::new([Tag::new("group", "g2")]),
         ]),
-        Query::new([Criterion::new([Tag::new("n", "5"), Tag::new("group", "g2")])]),
+        Query::new([Criterion::new([
+            Tag::new("n", "5"),
+            Tag::new("group", "g2"),
+        ])]),
         by("nope", "x"),
     ];
     for from in froms {
@@ -228,7 +233,9 @@ async fn retries_are_idempotent_and_overlaps_rejected() -> anyhow::Result<()> {
     f.store.create_boundary(&b).await?;
     let batch = vec![event("A", json!({})), event("B", json!({}))];
     let first = f.store.append(&b, batch.clone(), None).await?;
-    f.store.append(&b, vec![event("C", json!({}))], None).await?;
+    f.store
+        .append(&b, vec![event("C", json!({}))], None)
+        .await?;
 
     let retry = f.store.append(&b, batch.clone(), None).await?;
     assert_eq!(retry.position, first.position);
@@ -245,7 +252,11 @@ async fn retries_are_idempotent_and_overlaps_rejected() -> anyhow::Result<()> {
     assert!(retry.already_stored);
 
     let overlap = vec![batch[1].clone(), event("D", json!({}))];
-    let err = f.store.append(&b, overlap, None).await.expect_err("overlap");
+    let err = f
+        .store
+        .append(&b, overlap, None)
+        .await
+        .expect_err("overlap");
     match err {
         StoreError::DuplicateEvents { event_ids } => {
             assert_eq!(event_ids, vec![batch[1].event_id])
@@ -265,7 +276,9 @@ async fn retries_are_idempotent_and_overlaps_rejected() -> anyhow::Result<()> {
 async fn boundaries_are_registered_by_creation() -> anyhow::Result<()> {
     let f = fresh();
     let (a, b) = (boundary("alpha"), boundary("Beta_2"));
-    let e = StoreError::UnknownBoundary { name: "alpha".into() };
+    let e = StoreError::UnknownBoundary {
+        name: "alpha".into(),
+    };
     assert_eq!(
         f.store.head(&a).await.expect_err("unknown").to_string(),
         e.to_string()
@@ -313,7 +326,10 @@ async fn a_one_mebibyte_event_round_trips() -> anyhow::Result<()> {
     let outcome = f.store.append(&b, vec![big.clone()], None).await?;
     let read = f
         .store
-        .read(&b, &ReadRequest::forward(None, 10).with_query(by("id", "big-1")))
+        .read(
+            &b,
+            &ReadRequest::forward(None, 10).with_query(by("id", "big-1")),
+        )
         .await?;
     assert_eq!(read.len(), 1);
     assert_eq!(read[0].data, want_data);
@@ -328,7 +344,10 @@ async fn stored_events_keep_every_field() -> anyhow::Result<()> {
     let f = fresh();
     let b = boundary("b");
     f.store.create_boundary(&b).await?;
-    let mut e = event("Deposited", json!({"z": 1, "a": "é", "nested": {"k": [1, 2]}}));
+    let mut e = event(
+        "Deposited",
+        json!({"z": 1, "a": "é", "nested": {"k": [1, 2]}}),
+    );
     e.metadata = common::obj(json!({"user": "u1", "trace": 7}));
     let before = chrono::Utc::now();
     f.store.append(&b, vec![e.clone()], None).await?;
@@ -479,7 +498,10 @@ async fn the_head_watch_follows_commits() -> anyhow::Result<()> {
     f.store.create_boundary(&b).await?;
     let mut rx = f.store.watch_head(&b).await?;
     assert_eq!(*rx.borrow_and_update(), Position::BEFORE_FIRST);
-    let outcome = f.store.append(&b, vec![event("A", json!({}))], None).await?;
+    let outcome = f
+        .store
+        .append(&b, vec![event("A", json!({}))], None)
+        .await?;
     // The watch is updated before the append returns.
     assert!(rx.has_changed()?);
     assert_eq!(*rx.borrow_and_update(), outcome.position);
