@@ -177,6 +177,7 @@ pub fn status(e: StoreError) -> Status {
         StoreError::UnknownBoundary { .. } => Code::FailedPrecondition,
         StoreError::ConditionFailed { .. } => Code::AlreadyExists,
         StoreError::DuplicateEvents { .. } => Code::FailedPrecondition,
+        StoreError::LeaseLost { .. } => Code::Aborted,
         StoreError::Unavailable { .. } => Code::Unavailable,
         StoreError::Internal { .. } => Code::Internal,
     };

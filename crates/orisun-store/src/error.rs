@@ -38,6 +38,13 @@ pub enum StoreError {
         event_ids: Vec<Uuid>,
     },
 
+    /// A fenced write was refused because the lease it was fenced by is no longer held.
+    #[error("lease {name:?} is no longer held by this node")]
+    LeaseLost {
+        /// The lease's name.
+        name: String,
+    },
+
     /// The storage cannot be reached or refused the operation for a transient reason.
     #[error("storage unavailable: {reason}")]
     Unavailable {

@@ -2,6 +2,7 @@
 //! model used as the test oracle, the generic subscription, and the conformance suite that
 //! every backend runs.
 
+mod coordination;
 mod error;
 mod memory;
 pub mod rules;
@@ -10,6 +11,7 @@ mod traits;
 
 pub mod conformance;
 
+pub use coordination::{suite as coordination_suite, Coordination, Lease, LocalCoordination};
 pub use error::StoreError;
 pub use memory::MemoryStore;
 pub use subscribe::{subscribe, EventStream, POLL_FALLBACK};
