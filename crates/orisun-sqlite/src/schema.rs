@@ -56,6 +56,8 @@ pub(crate) fn open_writer(
     conn.pragma_update(None, "journal_size_limit", 64 * 1024 * 1024)?;
     // 16 MiB of page cache (negative = KiB) keeps the upper levels of the tag index hot.
     conn.pragma_update(None, "cache_size", -16 * 1024)?;
+    // Temporary structures (sorts, statement journals) stay in memory, off the disk.
+    conn.pragma_update(None, "temp_store", "MEMORY")?;
     Ok(conn)
 }
 
