@@ -4,7 +4,7 @@ use crate::error::db_error;
 use crate::pool::ReadPool;
 use crate::schema::{self, SchemaError};
 use crate::writer::{AppendJob, AppendRequest, EventRow, Writer, QUEUE_CAPACITY};
-use crate::{sql, SqliteConfig};
+use crate::{sql, SqliteConfig, Synchronous};
 use async_trait::async_trait;
 use orisun_core::{AppendCondition, BoundaryName, Criterion, NewEvent, Position, ReadRequest};
 use orisun_store::rules::{validate_batch, validate_criteria};
@@ -187,6 +187,13 @@ fn open_boundary(
             StoreError::internal(format!("{} holds boundary {recorded:?}", path.display()))
         }
     })?;
+    if create && config.synchronous != Synchronous::Off {
+        // SQLite syncs the directory for the WAL it creates, not for the database file itself:
+        // make the new file's directory entry durable before the boundary is reported created.
+        File::open(&config.dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| io_error(&config.dir, e))?;
+    }
     let head = sql::head(&conn).map_err(|e| db_error(boundary, "read head", e))?;
     let (head_tx, _) = watch::channel(head);
     let head_tx = Arc::new(head_tx);

@@ -5,10 +5,10 @@
 //! one `IMMEDIATE` transaction, and handles the requests in queue order: idempotency, the
 //! expected position, the condition, then the inserts. A request that is rejected has written
 //! nothing and fails alone; a request whose writes fail rolls the transaction back and the group
-//! runs again without it. Because the accepted requests are already
-//! inserted into the open transaction, the condition of a later request sees them exactly as if
-//! they had committed before it. One `COMMIT` (one fsync) then makes the whole group durable, and
-//! only then are the head watch and the callers told.
+//! runs again without it. Because the accepted requests are already inserted into the open
+//! transaction, the condition of a later request sees them exactly as if they had committed
+//! before it. One `COMMIT` (one fsync) then makes the whole group durable, and only then are the
+//! head watch and the callers told.
 //!
 //! Positions are assigned inside the transaction that makes them visible, by the only writer of
 //! the file, so what readers see is always a prefix of the log.
