@@ -1,0 +1,259 @@
+//! The Orisun benchmark instrument behind `orisun bench`.
+//!
+//! [`run`] starts the server under test as a child process (`<bin> serve` on free loopback
+//! ports, embedded backend in a fresh directory or PostgreSQL in a fresh database), or uses a
+//! running one (`--addr`), and drives it over gRPC like real clients: one connection per
+//! client, Basic authentication once, then the `x-auth-token`. For each scenario it measures
+//! events/s, p50/p99/max latency and the server's peak RSS; with PostgreSQL it also measures
+//! the same rows written and read by plain SQL on the same server (the raw baseline) and gives
+//! each figure as a ratio of it. Progress goes to stderr, the final table to stdout, and every
+//! figure to a JSON file on request.
+
+pub mod client;
+pub mod options;
+pub mod payload;
+pub mod progress;
+pub mod raw;
+pub mod report;
+pub mod rss;
+pub mod scenarios;
+pub mod server;
+pub mod stats;
+
+pub use options::{Backend, BackendChoice, BenchOptions, Plan, Scale};
+pub use report::{BackendReport, Report};
+
+use anyhow::Context;
+use raw::{PgServer, Raw};
+use scenarios::{Bench, Boundaries};
+use server::{ServerProcess, Storage};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// How long the server sits idle after start-up before its idle RSS is read.
+const IDLE_SETTLE: Duration = Duration::from_secs(1);
+
+/// Runs the benchmark described by `opts`, prints the table to stdout, writes the JSON file
+/// if asked, and returns the report. Fails after printing when a backend's run failed.
+pub async fn run(opts: BenchOptions) -> anyhow::Result<Report> {
+    let plan = Plan::from_options(&opts)?;
+    let pg = PgServer::parse(&opts.pg)?;
+    let backends = choose_backends(&opts, &pg).await?;
+    let mut report = Report {
+        started_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        plan: plan.clone(),
+        backends: Vec::new(),
+    };
+    let mut failures = Vec::new();
+    for backend in backends {
+        eprintln!("== benchmarking the {} backend", backend.name());
+        let mut r = run_backend(backend, &opts, &plan, &pg).await;
+        r.finish();
+        if let Some(e) = &r.error {
+            eprintln!("[{}] stopped early: {e}", backend.name());
+            failures.push(format!("{}: {e}", backend.name()));
+        }
+        report.backends.push(r);
+    }
+    println!("{}", report.render());
+    if let Some(path) = &opts.json {
+        std::fs::write(path, report.to_json()?)
+            .with_context(|| format!("writing {}", path.display()))?;
+        eprintln!("wrote {}", path.display());
+    }
+    if !failures.is_empty() {
+        anyhow::bail!("the benchmark did not complete: {}", failures.join("; "));
+    }
+    Ok(report)
+}
+
+/// Resolves `--backend` (and its default: both when PostgreSQL is reachable).
+async fn choose_backends(opts: &BenchOptions, pg: &PgServer) -> anyhow::Result<Vec<Backend>> {
+    if opts.addr.is_some() {
+        return Ok(vec![match opts.backend {
+            Some(BackendChoice::Embedded) => Backend::Embedded,
+            Some(BackendChoice::Postgres) => Backend::Postgres,
+            Some(BackendChoice::Both) => {
+                anyhow::bail!("--backend both needs two servers: omit --addr or pick one")
+            }
+            None => Backend::Remote,
+        }]);
+    }
+    Ok(match opts.backend {
+        Some(BackendChoice::Embedded) => vec![Backend::Embedded],
+        Some(BackendChoice::Postgres) => vec![Backend::Postgres],
+        Some(BackendChoice::Both) => vec![Backend::Embedded, Backend::Postgres],
+        None => {
+            if pg.reachable().await {
+                vec![Backend::Embedded, Backend::Postgres]
+            } else {
+                eprintln!(
+                    "PostgreSQL ({}) is not reachable: benchmarking the embedded backend only",
+                    pg.describe()
+                );
+                vec![Backend::Embedded]
+            }
+        }
+    })
+}
+
+/// Returns the executable to start as the server.
+fn server_bin(opts: &BenchOptions) -> anyhow::Result<PathBuf> {
+    match &opts.server_bin {
+        Some(p) => Ok(p.clone()),
+        None => std::env::current_exe().context("locating the current executable"),
+    }
+}
+
+/// Benchmarks one backend; failures end up in the report's `error`, with what was measured
+/// before them kept.
+async fn run_backend(
+    backend: Backend,
+    opts: &BenchOptions,
+    plan: &Plan,
+    pg: &PgServer,
+) -> BackendReport {
+    let addr = opts.addr.clone().unwrap_or_default();
+    let mut report = BackendReport::new(backend, addr, opts.server_pid);
+    // PostgreSQL gets a fresh database (for the started server and for the baseline).
+    let db = if backend == Backend::Postgres {
+        match pg.create_database().await {
+            Ok(name) => Some(name),
+            Err(e) => {
+                report.error = Some(format!("{e:#}"));
+                return report;
+            }
+        }
+    } else {
+        None
+    };
+    if let Err(e) = run_in(&mut report, backend, opts, plan, pg, db.as_deref()).await {
+        report.error = Some(format!("{e:#}"));
+    }
+    if let Some(name) = db {
+        if let Err(e) = pg.drop_database(&name).await {
+            eprintln!("could not drop database {name}: {e:#}");
+        }
+    }
+    report
+}
+
+async fn run_in(
+    report: &mut BackendReport,
+    backend: Backend,
+    opts: &BenchOptions,
+    plan: &Plan,
+    pg: &PgServer,
+    db: Option<&str>,
+) -> anyhow::Result<()> {
+    let boundaries = Boundaries::new(&opts.boundary_prefix);
+    let mut server = None;
+    if opts.addr.is_none() {
+        let storage = match db {
+            Some(name) => pg.storage(name),
+            None => Storage::Embedded,
+        };
+        let bin = server_bin(opts)?;
+        eprintln!("[{}] starting {} serve", backend.name(), bin.display());
+        let started = ServerProcess::start(&bin, &storage, &boundaries.all()).await?;
+        report.addr = started.endpoint();
+        report.server_pid = Some(started.pid());
+        server = Some(started);
+    }
+    let result = scenarios(report, backend, opts, plan, &boundaries, server.as_mut()).await;
+    if let Some(s) = server {
+        s.stop().await;
+    }
+    result?;
+    // The raw baseline runs once our server is gone, so both never compete for connections.
+    if let Some(name) = db {
+        baseline(report, backend, plan, pg, name).await?;
+    }
+    Ok(())
+}
+
+async fn scenarios(
+    report: &mut BackendReport,
+    backend: Backend,
+    opts: &BenchOptions,
+    plan: &Plan,
+    boundaries: &Boundaries,
+    mut server: Option<&mut ServerProcess>,
+) -> anyhow::Result<()> {
+    let pid = report.server_pid;
+    if let Some(pid) = pid {
+        tokio::time::sleep(IDLE_SETTLE).await;
+        report.idle_rss_bytes = rss::read(pid).map(|m| m.rss);
+    }
+    let mut bench = Bench::connect(
+        backend,
+        report.addr.clone(),
+        opts.user.clone(),
+        opts.password.clone(),
+        pid,
+        plan.clone(),
+        boundaries.clone(),
+    )
+    .await?;
+    let mut peak = report.idle_rss_bytes;
+    let mut record = |report: &mut BackendReport, r: report::ScenarioResult| {
+        peak = peak.max(r.peak_rss_bytes);
+        report.peak_rss_bytes = peak;
+        report.scenarios.push(r);
+    };
+    let mut alive = || server.as_mut().map_or(Ok(()), |s| s.check_alive());
+    for &clients in &plan.clients {
+        record(report, bench.single_saves(clients, false).await?);
+        record(report, bench.single_saves(clients, true).await?);
+        alive()?;
+    }
+    for &size in &plan.batch_sizes {
+        record(report, bench.batches(size).await?);
+        alive()?;
+    }
+    record(report, bench.preload().await?);
+    record(report, bench.big_saves(false).await?);
+    record(report, bench.big_saves(true).await?);
+    alive()?;
+    record(report, bench.get_events().await?);
+    record(report, bench.catch_up().await?);
+    alive()?;
+    record(report, bench.commit_to_subscriber().await?);
+    alive()?;
+    Ok(())
+}
+
+async fn baseline(
+    report: &mut BackendReport,
+    backend: Backend,
+    plan: &Plan,
+    pg: &PgServer,
+    db: &str,
+) -> anyhow::Result<()> {
+    let label = format!("{}/raw", backend.name());
+    let (raw, settings) = Raw::setup(pg, db).await?;
+    report.pg_settings = Some(settings);
+    for &clients in &plan.clients {
+        report
+            .baselines
+            .push(raw.single(&label, clients, plan.duration, false).await?);
+    }
+    for &size in &plan.batch_sizes {
+        report.baselines.push(
+            raw.batch(&label, size, plan.duration, plan.min_batches)
+                .await?,
+        );
+    }
+    report.baselines.push(
+        raw.preload(&label, plan.preload, plan.preload_batch)
+            .await?,
+    );
+    report
+        .baselines
+        .push(raw.single(&label, 1, plan.duration, true).await?);
+    report
+        .baselines
+        .push(raw.paged_read(&label, plan.preload, plan.page_size).await?);
+    Ok(())
+}

@@ -1,0 +1,307 @@
+//! The command-line options of `orisun bench` and the sizes each `--scale` stands for.
+
+use clap::{Args, ValueEnum};
+use serde::Serialize;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Options of `orisun bench` (a clap `Args` struct, so the CLI embeds it as a subcommand).
+#[derive(Debug, Clone, Args)]
+#[command(after_help = "Examples:\n  \
+    orisun bench                       # quick run, embedded + PostgreSQL when reachable\n  \
+    orisun bench --scale full --json bench.json\n  \
+    orisun bench --backend postgres --pg 'host=127.0.0.1 port=5432 user=postgres'\n  \
+    orisun bench --addr http://127.0.0.1:5005 --server-pid 1234")]
+pub struct BenchOptions {
+    /// Backend of the server the bench starts. Default: both when PostgreSQL (`--pg`) is
+    /// reachable, else embedded only.
+    #[arg(long, value_enum)]
+    pub backend: Option<BackendChoice>,
+
+    /// Benchmark a running server at this address instead of starting one (its boundaries
+    /// must exist: see the error message for the ORISUN_BOUNDARIES value to set).
+    #[arg(long)]
+    pub addr: Option<String>,
+
+    /// Process id of the server given with `--addr`, to sample its memory (else RSS is n/a).
+    #[arg(long, requires = "addr")]
+    pub server_pid: Option<u32>,
+
+    /// PostgreSQL connection (libpq key=value form) used both by the server under test and
+    /// by the raw baseline; the bench creates and drops its own database on that server.
+    #[arg(
+        long,
+        env = "ORISUN_BENCH_PG",
+        default_value = "host=127.0.0.1 port=5432 user=postgres"
+    )]
+    pub pg: String,
+
+    /// Sizes and durations: smoke (seconds, for tests), quick (about 1–2 minutes per
+    /// backend), full (the sizes of the published targets: 1,000,000-event boundary).
+    #[arg(long, value_enum, default_value_t = Scale::Quick)]
+    pub scale: Scale,
+
+    /// Also write every figure as JSON to this file.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+
+    /// Duration of each throughput scenario (e.g. 500ms, 10s, 1m), overriding the scale's.
+    #[arg(long, value_parser = parse_duration)]
+    pub duration: Option<Duration>,
+
+    /// Concurrent clients of the single-event scenarios, overriding `1,16,64`.
+    #[arg(long, value_delimiter = ',')]
+    pub clients: Option<Vec<usize>>,
+
+    /// Events in the large boundary (preload), overriding the scale's.
+    #[arg(long)]
+    pub preload: Option<u64>,
+
+    /// The `orisun` executable to start as `<bin> serve`. Default: this executable.
+    #[arg(long)]
+    pub server_bin: Option<PathBuf>,
+
+    /// Username the clients authenticate with (Basic once, then the `x-auth-token`).
+    #[arg(long, default_value = "admin")]
+    pub user: String,
+
+    /// Password the clients authenticate with.
+    #[arg(long, default_value = "changeit", hide_default_value = true)]
+    pub password: String,
+
+    /// Prefix of the boundaries the bench writes to (`<prefix>_single`, `<prefix>_big`, ...).
+    #[arg(long, default_value = "bench")]
+    pub boundary_prefix: String,
+}
+
+/// Which backends to benchmark.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BackendChoice {
+    /// The embedded SQLite backend (a fresh data directory).
+    Embedded,
+    /// PostgreSQL (a fresh database), with the raw baseline.
+    Postgres,
+    /// Both, one after the other.
+    Both,
+}
+
+/// One backend under test.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    /// The embedded SQLite backend.
+    Embedded,
+    /// PostgreSQL.
+    Postgres,
+    /// A running server of unknown backend (`--addr` without `--backend`).
+    Remote,
+}
+
+impl Backend {
+    /// Returns the name used in the table and the JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Embedded => "embedded",
+            Backend::Postgres => "postgres",
+            Backend::Remote => "remote",
+        }
+    }
+}
+
+/// How big a run is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scale {
+    /// Seconds: tiny sizes, for the smoke test.
+    Smoke,
+    /// About 1–2 minutes per backend: 100,000-event boundary, 5 s scenarios.
+    Quick,
+    /// The issue's sizes: 1,000,000-event boundary, 10 s scenarios.
+    Full,
+}
+
+/// The sizes and durations of one run, resolved from the scale and the overrides.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Plan {
+    /// The scale the plan came from.
+    pub scale: Scale,
+    /// Duration of each throughput scenario.
+    #[serde(serialize_with = "crate::report::ser_secs")]
+    pub duration: Duration,
+    /// Duration of the commit-to-subscriber latency scenario.
+    #[serde(serialize_with = "crate::report::ser_secs")]
+    pub latency_duration: Duration,
+    /// Concurrent clients of the single-event scenarios.
+    pub clients: Vec<usize>,
+    /// Events per request of the batch scenarios.
+    pub batch_sizes: Vec<usize>,
+    /// Fewest batches a batch scenario sends, however long they take.
+    pub min_batches: u64,
+    /// Events in the large boundary (conditional saves, reads, catch-up).
+    pub preload: u64,
+    /// Events per request while preloading.
+    pub preload_batch: usize,
+    /// Events per GetEvents page (and rows per page of the raw paged SELECT).
+    pub page_size: u32,
+    /// Rate of the commit-to-subscriber writer, in events per second.
+    pub latency_rate: u32,
+}
+
+impl Plan {
+    /// Resolves the plan of `options`.
+    pub fn from_options(options: &BenchOptions) -> anyhow::Result<Self> {
+        let mut plan = Self::for_scale(options.scale);
+        if let Some(d) = options.duration {
+            anyhow::ensure!(!d.is_zero(), "--duration must be positive");
+            plan.duration = d;
+            plan.latency_duration = plan.latency_duration.max(d);
+        }
+        if let Some(clients) = &options.clients {
+            anyhow::ensure!(
+                !clients.is_empty() && clients.iter().all(|&c| (1..=1024).contains(&c)),
+                "--clients must list numbers between 1 and 1024"
+            );
+            plan.clients = clients.clone();
+        }
+        if let Some(n) = options.preload {
+            anyhow::ensure!(n > 0, "--preload must be positive");
+            plan.preload = n;
+        }
+        Ok(plan)
+    }
+
+    /// Returns the default plan of `scale`.
+    pub fn for_scale(scale: Scale) -> Self {
+        let (duration, latency_duration, preload, min_batches) = match scale {
+            Scale::Smoke => (Duration::from_millis(700), Duration::from_secs(1), 3_000, 1),
+            Scale::Quick => (Duration::from_secs(5), Duration::from_secs(10), 100_000, 3),
+            Scale::Full => (
+                Duration::from_secs(10),
+                Duration::from_secs(20),
+                1_000_000,
+                3,
+            ),
+        };
+        Self {
+            scale,
+            duration,
+            latency_duration,
+            clients: vec![1, 16, 64],
+            batch_sizes: vec![100, 1_000, 10_000],
+            min_batches,
+            preload,
+            preload_batch: 10_000,
+            page_size: 1_000,
+            latency_rate: 1_000,
+        }
+    }
+
+    /// Returns the most clients any scenario uses at once.
+    pub fn max_clients(&self) -> usize {
+        self.clients.iter().copied().max().unwrap_or(1)
+    }
+}
+
+/// Parses a duration such as `500ms`, `10s`, `2m` (a bare number means seconds).
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let t = text.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration like 500ms, 10s or 2m"))?;
+    let seconds = match unit.trim() {
+        "ms" => value / 1000.0,
+        "" | "s" => value,
+        "m" => value * 60.0,
+        "h" => value * 3600.0,
+        other => {
+            return Err(format!(
+                "{text:?}: unknown unit {other:?} (use ms, s, m or h)"
+            ))
+        }
+    };
+    Duration::try_from_secs_f64(seconds).map_err(|e| format!("{text:?}: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        bench: BenchOptions,
+    }
+
+    fn parse(args: &[&str]) -> Result<BenchOptions, clap::Error> {
+        Cli::try_parse_from(std::iter::once("bench").chain(args.iter().copied())).map(|c| c.bench)
+    }
+
+    #[test]
+    fn defaults() {
+        let o = parse(&[]).expect("defaults parse");
+        assert_eq!(o.backend, None);
+        assert_eq!(o.scale, Scale::Quick);
+        assert_eq!(o.user, "admin");
+        assert_eq!(o.boundary_prefix, "bench");
+        let plan = Plan::from_options(&o).expect("plan");
+        assert_eq!(plan.clients, [1, 16, 64]);
+        assert_eq!(plan.batch_sizes, [100, 1_000, 10_000]);
+        assert_eq!(plan.preload, 100_000);
+        assert_eq!(plan.max_clients(), 64);
+    }
+
+    #[test]
+    fn overrides() {
+        let o = parse(&[
+            "--backend",
+            "postgres",
+            "--scale",
+            "full",
+            "--duration",
+            "1500ms",
+            "--clients",
+            "2,8",
+            "--json",
+            "out.json",
+            "--addr",
+            "http://127.0.0.1:5005",
+            "--server-pid",
+            "42",
+        ])
+        .expect("parses");
+        assert_eq!(o.backend, Some(BackendChoice::Postgres));
+        assert_eq!(o.server_pid, Some(42));
+        assert_eq!(o.json.as_deref(), Some(std::path::Path::new("out.json")));
+        let plan = Plan::from_options(&o).expect("plan");
+        assert_eq!(plan.preload, 1_000_000);
+        assert_eq!(plan.duration, Duration::from_millis(1500));
+        assert_eq!(plan.clients, [2, 8]);
+    }
+
+    #[test]
+    fn rejects_bad_values() {
+        assert!(parse(&["--scale", "huge"]).is_err());
+        assert!(parse(&["--backend", "mysql"]).is_err());
+        assert!(parse(&["--duration", "5y"]).is_err());
+        // --server-pid only makes sense with --addr.
+        assert!(parse(&["--server-pid", "1"]).is_err());
+        let o = parse(&["--clients", "0"]).expect("parses");
+        assert!(Plan::from_options(&o).is_err());
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("3"), Ok(Duration::from_secs(3)));
+        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
+        assert!(parse_duration("fast").is_err());
+        assert!(parse_duration("-1s").is_err());
+    }
+}
