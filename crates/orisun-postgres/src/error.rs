@@ -77,5 +77,8 @@ pub(crate) fn replicate(error: &StoreError) -> StoreError {
         StoreError::Internal { reason } => StoreError::Internal {
             reason: reason.clone(),
         },
+        // Variants this backend never produces while appending.
+        #[allow(unreachable_patterns)]
+        other => StoreError::internal(other),
     }
 }

@@ -323,7 +323,7 @@ impl EventStore for PostgresStore {
         rows.iter()
             .map(|r| {
                 let name: String = r.try_get(0).map_err(|e| error::db("boundaries", e))?;
-                BoundaryName::new(name).map_err(|e| StoreError::internal(e))
+                BoundaryName::new(name).map_err(StoreError::internal)
             })
             .collect()
     }

@@ -72,7 +72,9 @@ impl TestDb {
 
     /// Opens a store on this database.
     pub async fn store(&self) -> PostgresStore {
-        PostgresStore::connect(self.config()).await.expect("connect store")
+        PostgresStore::connect(self.config())
+            .await
+            .expect("connect store")
     }
 
     /// Opens a direct connection to this database.
