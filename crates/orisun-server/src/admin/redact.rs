@@ -31,7 +31,10 @@ pub fn redact(
         Some(data) => data,
         None => {
             let mut data = orisun_core::JsonObject::new();
-            data.insert(events::EVENT_TYPE.into(), Value::String(event.event_type.clone()));
+            data.insert(
+                events::EVENT_TYPE.into(),
+                Value::String(event.event_type.clone()),
+            );
             data
         }
     };
@@ -81,14 +84,25 @@ mod tests {
             json!({"eventType": AUTH_KEY_CREATED, "key_id": "k", "key": "c2VjcmV0"}),
         ] {
             let out = redact(&admin, &admin, event(data.clone()));
-            assert!(!out.data.contains("secret") && !out.data.contains("c2VjcmV0"), "{}", out.data);
+            assert!(
+                !out.data.contains("secret") && !out.data.contains("c2VjcmV0"),
+                "{}",
+                out.data
+            );
             let parsed: Value = serde_json::from_str(&out.data).expect("json");
             assert_eq!(parsed["eventType"], data["eventType"]);
             assert!(parsed.get("password_hash").is_none() && parsed.get("key").is_none());
         }
-        let out = redact(&admin, &admin, event(json!({"eventType": USER_CREATED, "username": "bob",
-            "password_hash": "x"})));
-        assert_eq!(serde_json::from_str::<Value>(&out.data).expect("json")["username"], "bob");
+        let out = redact(
+            &admin,
+            &admin,
+            event(json!({"eventType": USER_CREATED, "username": "bob",
+            "password_hash": "x"})),
+        );
+        assert_eq!(
+            serde_json::from_str::<Value>(&out.data).expect("json")["username"],
+            "bob"
+        );
     }
 
     #[test]

@@ -414,8 +414,7 @@ impl Auth {
                 return true;
             }
         }
-        let ok =
-            password::verify_blocking(password.to_owned(), user.password_hash.clone()).await;
+        let ok = password::verify_blocking(password.to_owned(), user.password_hash.clone()).await;
         if ok {
             self.verified.lock().insert(
                 user.username.clone(),
@@ -443,7 +442,13 @@ impl Auth {
     /// The live users, oldest first (after catching up with the admin boundary).
     pub async fn list_users(&self) -> Result<Vec<User>, Status> {
         self.refresh().await.map_err(convert::status)?;
-        Ok(self.directory.read().users().iter().map(User::from).collect())
+        Ok(self
+            .directory
+            .read()
+            .users()
+            .iter()
+            .map(User::from)
+            .collect())
     }
 
     /// The number of live users (after catching up with the admin boundary).
@@ -511,8 +516,13 @@ impl Auth {
                     CREATED_AT: created_at.to_rfc3339(),
                 }),
             );
-            let condition = AppendCondition::new(Query::new(criteria.clone()), latest.context_position);
-            match self.store.append(boundary, vec![event], Some(condition)).await {
+            let condition =
+                AppendCondition::new(Query::new(criteria.clone()), latest.context_position);
+            match self
+                .store
+                .append(boundary, vec![event], Some(condition))
+                .await
+            {
                 Ok(_) => {
                     self.refresh().await.map_err(convert::status)?;
                     tracing::info!(username = %new.username, %user_id, "user created");
@@ -565,8 +575,13 @@ impl Auth {
                 Some(&by.user_id),
                 json!({ USER_ID: user_id, USERNAME: username }),
             );
-            let condition = AppendCondition::new(Query::new(criteria.clone()), latest.context_position);
-            match self.store.append(boundary, vec![event], Some(condition)).await {
+            let condition =
+                AppendCondition::new(Query::new(criteria.clone()), latest.context_position);
+            match self
+                .store
+                .append(boundary, vec![event], Some(condition))
+                .await
+            {
                 Ok(_) => {
                     self.refresh().await.map_err(convert::status)?;
                     self.verified.lock().remove(&username);
@@ -637,8 +652,13 @@ impl Auth {
                 Some(&by.user_id),
                 json!({ USER_ID: user_id, PASSWORD_HASH: new_hash }),
             );
-            let condition = AppendCondition::new(Query::new(criteria.clone()), latest.context_position);
-            match self.store.append(boundary, vec![event], Some(condition)).await {
+            let condition =
+                AppendCondition::new(Query::new(criteria.clone()), latest.context_position);
+            match self
+                .store
+                .append(boundary, vec![event], Some(condition))
+                .await
+            {
                 Ok(_) => {
                     self.refresh().await.map_err(convert::status)?;
                     self.verified.lock().remove(&by.username);
@@ -723,7 +743,8 @@ async fn follow(auth: Weak<Auth>, store: Arc<dyn EventStore>, boundary: Boundary
         let Some(cursor) = auth.upgrade().map(|a| a.directory.read().cursor()) else {
             return;
         };
-        let mut stream = orisun_store::subscribe(store.clone(), boundary.clone(), cursor, Query::all());
+        let mut stream =
+            orisun_store::subscribe(store.clone(), boundary.clone(), cursor, Query::all());
         while let Some(item) = stream.next().await {
             let Some(auth) = auth.upgrade() else {
                 return;
@@ -765,13 +786,21 @@ mod tests {
             (new_user("B", "b:ob", "secret", &["ADMIN"]), "username"),
             (new_user("B", "bob", "12345", &["ADMIN"]), "password"),
             (new_user("B", "bob", "secret", &[]), "roles"),
-            (new_user("B", "bob", "secret", &["ADMIN", "admin"]), "roles[1]"),
+            (
+                new_user("B", "bob", "secret", &["ADMIN", "admin"]),
+                "roles[1]",
+            ),
         ];
         for (user, field) in cases {
             assert_eq!(validate_new_user(&user).expect_err(field).field, field);
         }
-        let roles = validate_new_user(&new_user("B", "bob", "secret", &["OPERATIONS", "ADMIN", "ADMIN"]))
-            .expect("valid");
+        let roles = validate_new_user(&new_user(
+            "B",
+            "bob",
+            "secret",
+            &["OPERATIONS", "ADMIN", "ADMIN"],
+        ))
+        .expect("valid");
         assert_eq!(roles, vec![Role::Operations, Role::Admin]);
     }
 }

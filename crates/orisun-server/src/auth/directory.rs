@@ -116,19 +116,16 @@ impl Directory {
             USER_PASSWORD_CHANGED => {
                 let id = events::text(&data, USER_ID);
                 let hash = events::text(&data, PASSWORD_HASH);
-                if let (Some(user), Some(hash)) = (id.and_then(|id| self.users.get_mut(id)), hash)
-                {
+                if let (Some(user), Some(hash)) = (id.and_then(|id| self.users.get_mut(id)), hash) {
                     user.password_hash = hash.to_owned();
                     user.epoch = event.position.prepare;
                 }
             }
-            AUTH_KEY_CREATED => {
-                if self.key.is_none() {
-                    match events::text(&data, KEY).and_then(TokenKey::from_base64) {
-                        Some(key) => self.key = Some(key),
-                        None => tracing::warn!(position = %event.position,
-                            "ignoring a malformed $AuthKeyCreated event"),
-                    }
+            AUTH_KEY_CREATED if self.key.is_none() => {
+                match events::text(&data, KEY).and_then(TokenKey::from_base64) {
+                    Some(key) => self.key = Some(key),
+                    None => tracing::warn!(position = %event.position,
+                        "ignoring a malformed $AuthKeyCreated event"),
                 }
             }
             _ => {}
@@ -221,14 +218,20 @@ mod tests {
         let u = d.user("u1").expect("u1");
         assert_eq!((u.password_hash.as_str(), u.epoch), ("h1", 1));
 
-        d.apply(&ev(2, json!({"eventType": USER_DELETED, "user_id": "u1", "username": "alice"})));
+        d.apply(&ev(
+            2,
+            json!({"eventType": USER_DELETED, "user_id": "u1", "username": "alice"}),
+        ));
         assert!(d.user("u1").is_none());
         assert!(d.by_username("alice").is_none());
         assert!(d.was_deleted("u1"));
         assert_eq!(d.len(), 0);
 
         d.apply(&created(3, "u2", "alice"));
-        assert_eq!(d.by_username("alice").map(|u| u.user_id.as_str()), Some("u2"));
+        assert_eq!(
+            d.by_username("alice").map(|u| u.user_id.as_str()),
+            Some("u2")
+        );
         assert_eq!(d.cursor(), Position::new(4, 3));
     }
 
@@ -237,8 +240,14 @@ mod tests {
         let mut d = Directory::default();
         let k1 = TokenKey::generate();
         let k2 = TokenKey::generate();
-        d.apply(&ev(0, json!({"eventType": AUTH_KEY_CREATED, "key": k1.to_base64()})));
-        d.apply(&ev(1, json!({"eventType": AUTH_KEY_CREATED, "key": k2.to_base64()})));
+        d.apply(&ev(
+            0,
+            json!({"eventType": AUTH_KEY_CREATED, "key": k1.to_base64()}),
+        ));
+        d.apply(&ev(
+            1,
+            json!({"eventType": AUTH_KEY_CREATED, "key": k2.to_base64()}),
+        ));
         assert_eq!(d.key(), Some(&k1));
     }
 }

@@ -87,7 +87,11 @@ where
                     Ok(response)
                 }
                 Err(error) => {
-                    tracing::debug!(path = request.uri().path(), ?error, "call not authenticated");
+                    tracing::debug!(
+                        path = request.uri().path(),
+                        ?error,
+                        "call not authenticated"
+                    );
                     Ok(Status::from(error).into_http())
                 }
             }
@@ -97,7 +101,10 @@ where
 
 /// Authenticates a call from its headers: a valid token first, else Basic credentials (which
 /// also win over an expired or revoked token). Returns the caller and the token to send back.
-pub async fn authenticate_headers(auth: &Auth, headers: &HeaderMap) -> Result<(Caller, String), AuthError> {
+pub async fn authenticate_headers(
+    auth: &Auth,
+    headers: &HeaderMap,
+) -> Result<(Caller, String), AuthError> {
     let token = headers
         .get(TOKEN_HEADER)
         .and_then(|v| v.to_str().ok())
@@ -156,7 +163,10 @@ mod tests {
         );
         assert_eq!(parse_basic(&header(&format!("Bearer {enc}"))), None);
         assert_eq!(parse_basic(&header("Basic !!!")), None);
-        assert_eq!(parse_basic(&header(&format!("Basic {}", STANDARD.encode("nocolon")))), None);
+        assert_eq!(
+            parse_basic(&header(&format!("Basic {}", STANDARD.encode("nocolon")))),
+            None
+        );
         assert_eq!(parse_basic(&header("Basic")), None);
     }
 }

@@ -148,7 +148,14 @@ mod tests {
             URL_SAFE_NO_PAD.encode(serde_json::to_vec(&claims(i64::MAX)).expect("json"));
         let forged = format!("v1.{forged_payload}.{tag}");
         assert_eq!(verify(&key, &forged, 0), Err(TokenError::Invalid));
-        for junk in ["", "v1", "v1..", "v2.a.b", "0b6a1d9e-uuid-like", &format!("{t}x")] {
+        for junk in [
+            "",
+            "v1",
+            "v1..",
+            "v2.a.b",
+            "0b6a1d9e-uuid-like",
+            &format!("{t}x"),
+        ] {
             assert_eq!(verify(&key, junk, 0), Err(TokenError::Invalid), "{junk}");
         }
     }
