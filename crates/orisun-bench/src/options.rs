@@ -121,6 +121,17 @@ pub enum Scale {
     Full,
 }
 
+impl Scale {
+    /// Returns the name used on the command line (`smoke`, `quick`, `full`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Scale::Smoke => "smoke",
+            Scale::Quick => "quick",
+            Scale::Full => "full",
+        }
+    }
+}
+
 /// The sizes and durations of one run, resolved from the scale and the overrides.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Plan {

@@ -365,8 +365,8 @@ impl Report {
         let mut out = String::new();
         let _ = writeln!(
             out,
-            "orisun bench — scale {:?}, {} per scenario, {} cores, started {}",
-            self.plan.scale,
+            "orisun bench — scale {}, {} per scenario, {} cores, started {}",
+            self.plan.scale.name(),
             fmt_duration(self.plan.duration),
             self.cores,
             self.started_at
