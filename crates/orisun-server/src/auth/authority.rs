@@ -768,6 +768,154 @@ async fn follow(auth: Weak<Auth>, store: Arc<dyn EventStore>, boundary: Boundary
 #[cfg(test)]
 mod tests {
     use super::*;
+    use orisun_store::MemoryStore;
+
+    fn config() -> AuthConfig {
+        let mut cfg = AuthConfig::new(BoundaryName::new("orisun_admin").expect("valid"));
+        cfg.admin_password = "bootstrap-pass".into();
+        cfg
+    }
+
+    async fn start(store: &Arc<dyn EventStore>) -> Arc<Auth> {
+        Auth::start(store.clone(), config())
+            .await
+            .expect("auth starts")
+    }
+
+    fn stop_following(auth: &Auth) {
+        if let Some(task) = auth.follower.lock().take() {
+            task.abort();
+        }
+    }
+
+    #[tokio::test]
+    async fn concurrent_starts_share_one_key_and_one_admin() {
+        let store: Arc<dyn EventStore> = Arc::new(MemoryStore::new());
+        let (a, b) = tokio::join!(start(&store), start(&store));
+        assert_eq!(a.directory.read().key(), b.directory.read().key());
+        b.refresh().await.expect("refresh");
+        a.refresh().await.expect("refresh");
+        assert_eq!(a.list_users().await.expect("users").len(), 1);
+        assert_eq!(b.list_users().await.expect("users").len(), 1);
+        let (admin, token) = a
+            .authenticate_basic("admin", "bootstrap-pass")
+            .await
+            .expect("admin");
+        assert_eq!(admin.roles, vec![Role::Admin]);
+        assert_eq!(b.authenticate_token(&token).await, Ok(admin));
+    }
+
+    #[tokio::test]
+    async fn basic_verifications_are_cached_until_the_password_changes() {
+        let store: Arc<dyn EventStore> = Arc::new(MemoryStore::new());
+        let auth = start(&store).await;
+        let (admin, _) = auth
+            .authenticate_basic("admin", "bootstrap-pass")
+            .await
+            .expect("admin");
+        let cached_epoch = auth.verified.lock().get("admin").map(|v| v.epoch);
+        assert!(
+            cached_epoch.is_some(),
+            "a successful verification is cached"
+        );
+        // The cache is keyed by the password: a wrong one is still refused.
+        assert_eq!(
+            auth.authenticate_basic("admin", "wrong-pass").await.err(),
+            Some(AuthError::InvalidCredentials)
+        );
+        auth.change_password(&admin.user_id, "bootstrap-pass", "next-pass", &admin)
+            .await
+            .expect("changed");
+        assert!(auth.verified.lock().get("admin").is_none(), "cache dropped");
+        assert_eq!(
+            auth.authenticate_basic("admin", "bootstrap-pass")
+                .await
+                .err(),
+            Some(AuthError::InvalidCredentials)
+        );
+        auth.authenticate_basic("admin", "next-pass")
+            .await
+            .expect("new password");
+        let new_epoch = auth.verified.lock().get("admin").map(|v| v.epoch);
+        assert!(new_epoch > cached_epoch, "{new_epoch:?} > {cached_epoch:?}");
+    }
+
+    #[tokio::test]
+    async fn a_lagging_node_catches_up_before_judging() {
+        let store: Arc<dyn EventStore> = Arc::new(MemoryStore::new());
+        let a = start(&store).await;
+        let b = start(&store).await;
+        stop_following(&b); // B now learns only by catching up on demand.
+        let admin = a.list_users().await.expect("users")[0].caller();
+        let new = NewUser {
+            name: "Lee".into(),
+            username: "lee".into(),
+            password: "lee-pass-1".into(),
+            roles: vec!["OPERATIONS".into()],
+        };
+        let lee = a.create_user(new, Some(&admin)).await.expect("created");
+        // Unknown on B until it catches up, which a login triggers.
+        let (caller, old_token) = b
+            .authenticate_basic("lee", "lee-pass-1")
+            .await
+            .expect("B catches up");
+        assert_eq!(caller.user_id, lee.user_id);
+        a.change_password(&lee.user_id, "lee-pass-1", "lee-pass-2", &caller)
+            .await
+            .expect("changed on A");
+        // A token minted on A after the change is newer than B knows: B catches up, accepts it,
+        // and from then on refuses the older token.
+        let (_, new_token) = a
+            .authenticate_basic("lee", "lee-pass-2")
+            .await
+            .expect("new password on A");
+        assert!(b.authenticate_token(&new_token).await.is_ok());
+        assert_eq!(
+            b.authenticate_token(&old_token).await,
+            Err(AuthError::Revoked)
+        );
+    }
+
+    #[tokio::test]
+    async fn the_follower_applies_other_nodes_changes() {
+        let store: Arc<dyn EventStore> = Arc::new(MemoryStore::new());
+        let a = start(&store).await;
+        let b = start(&store).await;
+        let admin = a.list_users().await.expect("users")[0].caller();
+        let new = NewUser {
+            name: "Max".into(),
+            username: "max".into(),
+            password: "max-pass".into(),
+            roles: vec!["ADMIN".into()],
+        };
+        let max = a.create_user(new, Some(&admin)).await.expect("created");
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while b.directory.read().user(&max.user_id).is_none() {
+            assert!(tokio::time::Instant::now() < deadline, "B never saw max");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        a.delete_user(&max.user_id, &admin).await.expect("deleted");
+        while b.directory.read().user(&max.user_id).is_some() {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "B never saw the deletion"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(b.directory.read().was_deleted(&max.user_id));
+    }
+
+    #[tokio::test]
+    async fn dropping_the_authority_stops_its_follower() {
+        let store: Arc<dyn EventStore> = Arc::new(MemoryStore::new());
+        let auth = start(&store).await;
+        let weak = Arc::downgrade(&auth);
+        drop(auth);
+        assert!(
+            weak.upgrade().is_none(),
+            "the follower holds no strong reference"
+        );
+    }
 
     fn new_user(name: &str, username: &str, password: &str, roles: &[&str]) -> NewUser {
         NewUser {
