@@ -101,6 +101,66 @@ pub async fn event_count(client: &mut Client, boundary: &str) -> anyhow::Result<
         .map_or(0, |p| u64::try_from(p.prepare_position + 1).unwrap_or(0)))
 }
 
+/// Returns whether `boundary` exists and is active on the server.
+pub async fn boundary_exists(client: &mut Client, boundary: &str) -> anyhow::Result<bool> {
+    let probe = client
+        .get_events(GetEventsRequest {
+            boundary: boundary.to_owned(),
+            count: 1,
+            direction: orisun_proto::Direction::Desc as i32,
+            ..Default::default()
+        })
+        .await;
+    match probe {
+        Ok(_) => Ok(true),
+        Err(s) if matches!(s.code(), Code::FailedPrecondition | Code::NotFound) => Ok(false),
+        Err(s) => Err(anyhow::anyhow!("reading boundary {boundary}: {s}")),
+    }
+}
+
+/// Creates `boundary` through the Admin service (for `--addr` runs against a server that does
+/// not declare the bench's boundaries), trying each `(backend, namespace)` placement in turn
+/// until the server accepts one; an existing boundary is fine.
+pub async fn create_boundary(
+    endpoint: &str,
+    user: &str,
+    password: &str,
+    boundary: &str,
+    placements: &[(&str, &str)],
+) -> anyhow::Result<()> {
+    let channel = Endpoint::from_shared(endpoint.to_owned())?
+        .connect()
+        .await
+        .with_context(|| format!("connecting to {endpoint}"))?;
+    let mut admin = orisun_proto::admin_client::AdminClient::new(channel);
+    let mut last = None;
+    for (backend, namespace) in placements {
+        let mut request = Request::new(orisun_proto::CreateBoundaryRequest {
+            name: boundary.to_owned(),
+            description: "orisun bench".to_owned(),
+            placement: Some(orisun_proto::BoundaryPlacementInput {
+                backend: (*backend).to_owned(),
+                namespace: (*namespace).to_owned(),
+            }),
+            existed_before_catalog: false,
+        });
+        let header = basic(user, password)
+            .parse()
+            .context("the credentials do not fit in a header")?;
+        request.metadata_mut().insert("authorization", header);
+        match admin.create_boundary(request).await {
+            Ok(_) => return Ok(()),
+            Err(s) if s.code() == Code::AlreadyExists => return Ok(()),
+            Err(s) => last = Some(s),
+        }
+    }
+    Err(anyhow::anyhow!(
+        "boundary {boundary} does not exist and could not be created ({}): declare the bench's \
+         boundaries in the server's ORISUN_BOUNDARIES",
+        last.map_or_else(|| "no placement to try".to_owned(), |s| s.to_string())
+    ))
+}
+
 /// Explains an error about a boundary, pointing at the likely fix when it does not exist.
 fn boundary_error(boundary: &str, status: Status) -> anyhow::Error {
     if matches!(status.code(), Code::FailedPrecondition | Code::NotFound) {

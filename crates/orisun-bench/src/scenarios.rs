@@ -185,6 +185,24 @@ impl Bench {
         bench.ensure_pool(1).await?;
         let mut first = bench.pool[0].clone();
         for b in bench.boundaries.all() {
+            if client::boundary_exists(&mut first, &b).await? {
+                continue;
+            }
+            // Only a server started elsewhere (`--addr`) can lack them; ours declares them.
+            let placements: &[(&str, &str)] = match backend {
+                Backend::Embedded => &[("sqlite", b.as_str())],
+                Backend::Postgres => &[("postgres", "public")],
+                Backend::Remote => &[("sqlite", b.as_str()), ("postgres", "public")],
+            };
+            eprintln!("[{}] creating boundary {b}", backend.name());
+            client::create_boundary(
+                &bench.endpoint,
+                &bench.user,
+                &bench.password,
+                &b,
+                placements,
+            )
+            .await?;
             client::head(&mut first, &b).await?;
         }
         Ok(bench)
