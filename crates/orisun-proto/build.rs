@@ -8,7 +8,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let out = PathBuf::from(std::env::var("OUT_DIR")?);
     tonic_prost_build::configure()
         .file_descriptor_set_path(out.join("orisun_descriptor.bin"))
-        .compile_protos(&["proto/eventstore.proto", "proto/admin.proto"], &["proto"])?;
+        .compile_protos(
+            &[
+                "proto/eventstore.proto",
+                "proto/admin.proto",
+                "proto/pubsub.proto",
+            ],
+            &["proto"],
+        )?;
     println!("cargo:rerun-if-changed=proto");
     Ok(())
 }

@@ -1,6 +1,7 @@
 //! Orisun's gRPC contract: code generated from `proto/eventstore.proto` and `proto/admin.proto`
-//! (package `orisun`, wire-compatible with Go Orisun), the descriptor set for reflection, and
-//! the conversions between wire messages and the domain model.
+//! (package `orisun`, wire-compatible with Go Orisun) and `proto/pubsub.proto` (our PubSub
+//! service, with Go Orisun's 2024 message shapes), the descriptor set for reflection, and the
+//! conversions between wire messages and the domain model.
 
 #[allow(clippy::all, missing_docs)]
 mod generated {
