@@ -1,0 +1,137 @@
+//! The storage backend chosen by the configuration; the only module that knows the concrete
+//! store types (SQLite, PostgreSQL, memory).
+
+use crate::admin::{Provisioner, StoreProvisioner};
+use crate::config::{BackendKind, Config, SqliteSynchronous};
+use crate::error::ServerError;
+use async_trait::async_trait;
+use orisun_core::BoundaryName;
+use orisun_postgres::{PostgresConfig, PostgresStore};
+use orisun_sqlite::{SqliteConfig, SqliteStore, Synchronous};
+use orisun_store::{EventStore, MemoryStore, StoreError};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Schema of the PostgreSQL boundaries that ORISUN_PG_SCHEMAS does not place.
+pub const DEFAULT_PG_SCHEMA: &str = "public";
+
+/// An opened backend: the store, its name as the Admin service reports it, and how a new
+/// boundary's storage is created.
+#[derive(Clone)]
+pub struct Backend {
+    /// The event store.
+    pub store: Arc<dyn EventStore>,
+    /// `sqlite`, `postgres` or `memory`: the placement backend of `CreateBoundary`.
+    pub name: &'static str,
+    /// Creates a boundary in its namespace (the PostgreSQL schema; ignored elsewhere).
+    pub provisioner: Arc<dyn Provisioner>,
+}
+
+impl Backend {
+    /// Wraps any store, creating boundaries with [`EventStore::create_boundary`].
+    pub fn generic(store: Arc<dyn EventStore>, name: &'static str) -> Self {
+        Self {
+            provisioner: Arc::new(StoreProvisioner(store.clone())),
+            store,
+            name,
+        }
+    }
+
+    /// Returns the namespace a start-up boundary is created in: its ORISUN_PG_SCHEMAS schema
+    /// (default `public`) on PostgreSQL, its own name elsewhere.
+    pub fn namespace(&self, config: &Config, boundary: &BoundaryName) -> String {
+        if self.name == BackendKind::Postgres.name() {
+            config
+                .schema_of(boundary)
+                .unwrap_or(DEFAULT_PG_SCHEMA)
+                .to_owned()
+        } else {
+            boundary.as_str().to_owned()
+        }
+    }
+}
+
+impl BackendKind {
+    /// The backend's name in the Admin API's boundary placements.
+    pub fn name(self) -> &'static str {
+        match self {
+            BackendKind::Sqlite => "sqlite",
+            BackendKind::Postgres => "postgres",
+            BackendKind::Memory => "memory",
+        }
+    }
+}
+
+/// Opens the configured backend.
+pub async fn open(config: &Config) -> Result<Backend, ServerError> {
+    let kind = config.backend_kind();
+    match kind {
+        BackendKind::Memory => {
+            tracing::warn!("ORISUN_BACKEND=memory: events are lost when the server stops");
+            Ok(Backend::generic(Arc::new(MemoryStore::new()), kind.name()))
+        }
+        BackendKind::Sqlite => {
+            let sqlite = SqliteConfig::new(&config.data_dir).with_synchronous(
+                match config.sqlite_synchronous {
+                    SqliteSynchronous::Full => Synchronous::Full,
+                    SqliteSynchronous::Normal => Synchronous::Normal,
+                    SqliteSynchronous::Off => Synchronous::Off,
+                },
+            );
+            // Opening reads the directory and runs migrations: blocking work.
+            let store = tokio::task::spawn_blocking(move || SqliteStore::open(sqlite))
+                .await
+                .map_err(|e| StoreError::internal(format!("opening SQLite: {e}")))??;
+            Ok(Backend::generic(Arc::new(store), kind.name()))
+        }
+        BackendKind::Postgres => {
+            let pg = postgres_config(config)?;
+            tracing::info!(host = %pg.host, port = pg.port, dbname = %pg.dbname, user = %pg.user, "connecting to PostgreSQL");
+            let store = PostgresStore::connect(pg).await?;
+            Ok(Backend {
+                store: Arc::new(store.clone()),
+                name: kind.name(),
+                provisioner: Arc::new(SchemaProvisioner(store)),
+            })
+        }
+    }
+}
+
+fn postgres_config(config: &Config) -> Result<PostgresConfig, ServerError> {
+    let host = config.pg_host.clone().ok_or_else(|| {
+        crate::config::ConfigError::new("ORISUN_PG_HOST", "must be set for the postgres backend")
+    })?;
+    let pool_size = usize::try_from(
+        config
+            .pg_write_max_open_conns
+            .saturating_add(config.pg_read_max_open_conns),
+    )
+    .unwrap_or(usize::MAX);
+    Ok(PostgresConfig {
+        host,
+        port: config.pg_port,
+        user: config.pg_user.clone(),
+        password: config.pg_password.clone().filter(|p| !p.is_empty()),
+        dbname: config.pg_name.clone(),
+        pool_size: pool_size.max(2),
+        default_schema: DEFAULT_PG_SCHEMA.to_owned(),
+        listen: config.pg_listen_enabled,
+        application_name: "orisun".to_owned(),
+        connect_timeout: Duration::from_secs(10),
+    })
+}
+
+/// Creates PostgreSQL boundaries in the schema named by the namespace.
+struct SchemaProvisioner(PostgresStore);
+
+#[async_trait]
+impl Provisioner for SchemaProvisioner {
+    async fn provision(&self, name: &BoundaryName, namespace: &str) -> Result<(), StoreError> {
+        let schema = if namespace.is_empty() {
+            DEFAULT_PG_SCHEMA
+        } else {
+            namespace
+        };
+        self.0.create_boundary_in(name, schema).await
+    }
+}

@@ -1,0 +1,47 @@
+//! The errors that stop the server from starting or running.
+
+use crate::config::ConfigError;
+use orisun_store::StoreError;
+
+/// Why `serve` failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// A configuration value is invalid (the message names the variable).
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+
+    /// The storage backend could not be opened or refused a start-up step.
+    #[error("storage: {0}")]
+    Store(#[from] StoreError),
+
+    /// Authentication could not start (admin boundary unreadable, bootstrap user not saved).
+    #[error("authentication start-up failed: {0:#}")]
+    Auth(anyhow::Error),
+
+    /// The TLS settings could not be loaded.
+    #[error("TLS: {0}")]
+    Tls(String),
+
+    /// A listener or the gRPC transport failed.
+    #[error("gRPC transport: {0}")]
+    Transport(#[from] tonic::transport::Error),
+
+    /// An I/O error, with what was being done.
+    #[error("{context}: {source}")]
+    Io {
+        /// What the server was doing.
+        context: String,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+}
+
+impl ServerError {
+    /// Wraps an I/O error with what the server was doing.
+    pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
+        Self::Io {
+            context: context.into(),
+            source,
+        }
+    }
+}

@@ -1,0 +1,23 @@
+//! The Orisun server: configuration, storage backend selection, the gRPC `EventStore` and
+//! `Admin` services, authentication and authorisation, the admin HTTP endpoint, start-up and
+//! graceful shutdown.
+//!
+//! [`serve`] takes already-bound listeners, so tests bind `127.0.0.1:0` and the binary binds the
+//! configured ports; [`serve_with_store`] runs over any [`orisun_store::EventStore`].
+
+pub mod admin;
+pub mod auth;
+pub mod backend;
+pub mod config;
+mod error;
+pub mod event_store;
+pub mod http;
+pub mod indexes;
+pub mod oversize;
+mod server;
+pub mod shutdown;
+pub mod subscriptions;
+
+pub use config::Config;
+pub use error::ServerError;
+pub use server::{serve, serve_with_backend, serve_with_store};

@@ -1,0 +1,297 @@
+//! Composition: configuration -> store -> boundaries -> auth -> gRPC services + admin HTTP, and
+//! the graceful shutdown of all of it.
+
+use crate::admin::{AdminService, StartupBoundary};
+use crate::auth::{Auth, AuthConfig, AuthLayer};
+use crate::backend::{self, Backend};
+use crate::config::Config;
+use crate::error::ServerError;
+use crate::event_store::EventStoreService;
+use crate::http::{self, HttpState, Readiness};
+use crate::oversize::OversizeLayer;
+use crate::shutdown;
+use crate::subscriptions::SubscriberRegistry;
+use orisun_proto::admin_server::AdminServer;
+use orisun_proto::event_store_server::EventStoreServer;
+use orisun_store::EventStore;
+use std::future::Future;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use tonic::codec::CompressionEncoding;
+use tonic::transport::server::TcpIncoming;
+use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
+
+/// Runs the server until `shutdown` completes: opens the configured backend, then does what
+/// [`serve_with_store`] does.
+pub async fn serve(
+    config: Config,
+    grpc_listener: TcpListener,
+    http_listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
+    config.validate()?;
+    let backend = backend::open(&config).await?;
+    serve_with_backend(config, backend, grpc_listener, http_listener, shutdown).await
+}
+
+/// Runs the server over `store` (for tests and embedding) until `shutdown` completes; the
+/// backend's name is taken from the configuration. See [`serve_with_backend`].
+pub async fn serve_with_store(
+    config: Config,
+    store: Arc<dyn EventStore>,
+    grpc_listener: TcpListener,
+    http_listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
+    let backend = Backend::generic(store, config.backend_kind().name());
+    serve_with_backend(config, backend, grpc_listener, http_listener, shutdown).await
+}
+
+/// Runs the server over an opened backend until `shutdown` completes.
+///
+/// Start-up: the admin HTTP endpoint answers at once (`/ready` says 503 until the end of
+/// start-up); the admin boundary and the configured boundaries are created; authentication
+/// starts (bootstrapping the admin user); the gRPC services are served on `grpc_listener`.
+///
+/// Shutdown: `/ready` turns 503 and the health service reports NOT_SERVING; running
+/// subscriptions end with `UNAVAILABLE` "server shutting down"; the gRPC server stops accepting
+/// connections and waits up to `ORISUN_SHUTDOWN_TIMEOUT` for in-flight calls (saves finish);
+/// then the HTTP endpoint stops.
+pub async fn serve_with_backend(
+    config: Config,
+    backend: Backend,
+    grpc_listener: TcpListener,
+    http_listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
+    config.validate()?;
+    let store = backend.store.clone();
+    let grpc_addr = grpc_listener
+        .local_addr()
+        .map_err(|e| ServerError::io("reading the gRPC listener address", e))?;
+    let http_addr = http_listener
+        .local_addr()
+        .map_err(|e| ServerError::io("reading the admin HTTP listener address", e))?;
+    let (trigger, _signal) = shutdown::channel();
+    let readiness = Readiness::default();
+
+    // The probes answer during start-up so orchestrators can tell "starting" from "dead".
+    let http_app = http::router(HttpState {
+        store: store.clone(),
+        admin_boundary: config.admin_boundary.clone(),
+        readiness: readiness.clone(),
+    });
+    let mut http_stop = trigger.signal();
+    let http_task = tokio::spawn(async move {
+        axum::serve(http_listener, http_app)
+            .with_graceful_shutdown(async move { http_stop.wait().await })
+            .await
+    });
+
+    let mut startup = Vec::new();
+    for boundary in config.startup_boundaries() {
+        let namespace = backend.namespace(&config, &boundary);
+        backend.provisioner.provision(&boundary, &namespace).await?;
+        let description = config
+            .boundaries
+            .0
+            .iter()
+            .find(|b| b.name == boundary)
+            .map(|b| b.description.clone())
+            .unwrap_or_default();
+        startup.push(StartupBoundary::new(boundary, description).with_namespace(namespace));
+    }
+    if config.admin_password == "changeit" {
+        tracing::warn!(
+            username = %config.admin_username,
+            "the bootstrap admin uses the default password: set ORISUN_ADMIN_PASSWORD"
+        );
+    }
+    let auth = Auth::start(
+        store.clone(),
+        AuthConfig {
+            admin_boundary: config.admin_boundary.clone(),
+            admin_username: config.admin_username.clone(),
+            admin_password: config.admin_password.clone(),
+            token_ttl: config.auth_token_ttl,
+        },
+    )
+    .await
+    .map_err(ServerError::Auth)?;
+    let admin = AdminService::new(store.clone(), auth.clone(), backend.name)
+        .with_provisioner(backend.provisioner.clone());
+    admin
+        .register_startup_boundaries(&startup)
+        .await
+        .map_err(ServerError::Auth)?;
+
+    let (health_reporter, health_service) = tonic_health::server::health_reporter();
+    health_reporter
+        .set_serving::<EventStoreServer<EventStoreService>>()
+        .await;
+    let event_store = EventStoreService::new(
+        store.clone(),
+        config.admin_boundary.clone(),
+        SubscriberRegistry::new(),
+        trigger.signal(),
+    );
+    let event_store = EventStoreServer::new(event_store)
+        .accept_compressed(CompressionEncoding::Gzip)
+        .send_compressed(CompressionEncoding::Gzip)
+        .max_decoding_message_size(config.grpc_max_receive_message_size)
+        .max_encoding_message_size(config.grpc_max_send_message_size);
+    let admin = AdminServer::new(admin)
+        .accept_compressed(CompressionEncoding::Gzip)
+        .send_compressed(CompressionEncoding::Gzip)
+        .max_decoding_message_size(config.grpc_max_receive_message_size)
+        .max_encoding_message_size(config.grpc_max_send_message_size);
+
+    let mut builder = Server::builder()
+        .max_concurrent_streams(config.grpc_max_concurrent_streams)
+        .initial_stream_window_size(config.grpc_initial_window_size)
+        .initial_connection_window_size(config.grpc_initial_conn_window_size)
+        .http2_keepalive_timeout(Some(config.grpc_keep_alive_timeout));
+    if !config.grpc_keep_alive_time.is_zero() {
+        builder = builder.http2_keepalive_interval(Some(config.grpc_keep_alive_time));
+    }
+    if config.grpc_tls_enabled {
+        builder = builder
+            .tls_config(tls_config(&config).await?)
+            .map_err(|e| ServerError::Tls(e.to_string()))?;
+    }
+    let layers = tower::ServiceBuilder::new()
+        .layer(OversizeLayer)
+        .layer(AuthLayer::new(auth.clone()));
+    let mut router = builder
+        .layer(layers)
+        .add_service(health_service)
+        .add_service(event_store)
+        .add_service(admin);
+    if config.grpc_enable_reflection {
+        let v1 = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(orisun_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1()
+            .map_err(|e| ServerError::Tls(format!("reflection: {e}")))?;
+        let v1alpha = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(orisun_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1alpha()
+            .map_err(|e| ServerError::Tls(format!("reflection: {e}")))?;
+        router = router.add_service(v1).add_service(v1alpha);
+    }
+
+    let incoming = TcpIncoming::from(grpc_listener).with_nodelay(Some(true));
+    let mut grpc_stop = trigger.signal();
+    let mut grpc_task = tokio::spawn(async move {
+        router
+            .serve_with_incoming_shutdown(incoming, async move { grpc_stop.wait().await })
+            .await
+    });
+
+    readiness.set(true);
+    tracing::info!(
+        grpc = %grpc_addr,
+        admin = %http_addr,
+        backend = ?config.backend_kind(),
+        tls = config.grpc_tls_enabled,
+        "orisun is listening"
+    );
+
+    // Run until told to stop, or until the transport fails on its own.
+    let early_exit = tokio::select! {
+        () = shutdown => None,
+        result = &mut grpc_task => Some(result),
+    };
+    readiness.set(false);
+    health_reporter
+        .set_not_serving::<EventStoreServer<EventStoreService>>()
+        .await;
+    trigger.trigger();
+    if early_exit.is_none() {
+        tracing::info!("shutting down: finishing in-flight calls");
+    }
+    let grpc_result = match early_exit {
+        Some(result) => result,
+        None => match tokio::time::timeout(config.shutdown_timeout, &mut grpc_task).await {
+            Ok(result) => result,
+            Err(_) => {
+                tracing::warn!(
+                    timeout = ?config.shutdown_timeout,
+                    "in-flight calls did not finish in time; closing connections"
+                );
+                grpc_task.abort();
+                Ok(Ok(()))
+            }
+        },
+    };
+    let http_result = http_task.await;
+    // Let go of the store before returning, so that a caller may reopen it at once (the
+    // embedded backend locks its directory): the tasks that held clones are winding down.
+    drop(auth);
+    drop(store);
+    release(backend, config.shutdown_timeout).await;
+    match grpc_result {
+        Ok(result) => result?,
+        Err(e) => {
+            return Err(ServerError::io(
+                "gRPC server task",
+                std::io::Error::other(e.to_string()),
+            ))
+        }
+    }
+    match http_result {
+        Ok(result) => result.map_err(|e| ServerError::io("admin HTTP server", e))?,
+        Err(e) => {
+            return Err(ServerError::io(
+                "admin HTTP server task",
+                std::io::Error::other(e.to_string()),
+            ))
+        }
+    }
+    tracing::info!("orisun stopped");
+    Ok(())
+}
+
+/// Waits (up to `timeout`) until `backend` holds the last reference to its store, then drops it.
+async fn release(backend: Backend, timeout: std::time::Duration) {
+    let Backend {
+        store, provisioner, ..
+    } = backend;
+    drop(provisioner);
+    let deadline = tokio::time::Instant::now() + timeout;
+    while Arc::strong_count(&store) > 1 {
+        if tokio::time::Instant::now() >= deadline {
+            tracing::warn!(
+                holders = Arc::strong_count(&store) - 1,
+                "the store is still in use after shutdown"
+            );
+            break;
+        }
+        // Aborted tasks drop their clones on their next poll; this is a short, bounded wait.
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+}
+
+/// Loads the TLS identity (and, for mutual TLS, the client CA) named by the configuration.
+async fn tls_config(config: &Config) -> Result<ServerTlsConfig, ServerError> {
+    let read = |path: std::path::PathBuf, variable: &'static str| async move {
+        tokio::fs::read(&path)
+            .await
+            .map_err(|e| ServerError::Tls(format!("{variable}={}: {e}", path.display())))
+    };
+    let cert = read(
+        config.grpc_tls_cert_file.clone(),
+        "ORISUN_GRPC_TLS_CERT_FILE",
+    )
+    .await?;
+    let key = read(config.grpc_tls_key_file.clone(), "ORISUN_GRPC_TLS_KEY_FILE").await?;
+    let mut tls = ServerTlsConfig::new().identity(Identity::from_pem(cert, key));
+    if config.grpc_tls_client_auth_required {
+        let ca = read(config.grpc_tls_ca_file.clone(), "ORISUN_GRPC_TLS_CA_FILE").await?;
+        tls = tls
+            .client_ca_root(Certificate::from_pem(ca))
+            .client_auth_optional(false);
+    }
+    Ok(tls)
+}

@@ -1,0 +1,55 @@
+//! The `orisun` command: `serve` runs the event store server (also the default with no
+//! subcommand, configured by `ORISUN_*` variables), `call` sends one RPC as JSON.
+
+mod call;
+mod serve;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "orisun",
+    version,
+    about = "Orisun: an event store with a gRPC API."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Runs the server (the default). Every setting comes from its ORISUN_* variable.
+    Serve(Box<orisun_server::Config>),
+    /// Sends one RPC with a JSON request and prints the JSON response.
+    Call(Box<call::CallArgs>),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Some(Command::Serve(config)) => serve::run(*config).await,
+            None => match orisun_server::Config::from_env() {
+                Ok(config) => serve::run(config).await,
+                Err(e) => e.exit(),
+            },
+            Some(Command::Call(args)) => call::run(*args).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
