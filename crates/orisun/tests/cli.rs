@@ -1,0 +1,168 @@
+//! The `orisun` binary: `serve` configuration errors and help, `call` against a running server
+//! for unary and streaming RPCs and errors, and a clean exit on SIGTERM.
+
+mod support;
+
+use support::*;
+
+#[test]
+fn serve_help_lists_every_variable() {
+    let output = orisun().args(["serve", "--help"]).output().expect("help");
+    assert!(output.status.success());
+    let help = stdout(&output);
+    for variable in [
+        "ORISUN_BACKEND",
+        "ORISUN_DATA_DIR",
+        "ORISUN_SQLITE_SYNCHRONOUS",
+        "ORISUN_PG_HOST",
+        "ORISUN_PG_PORT",
+        "ORISUN_PG_USER",
+        "ORISUN_PG_PASSWORD",
+        "ORISUN_PG_NAME",
+        "ORISUN_PG_SSLMODE",
+        "ORISUN_PG_SCHEMAS",
+        "ORISUN_PG_LISTEN_ENABLED",
+        "ORISUN_PG_WRITE_MAX_OPEN_CONNS",
+        "ORISUN_PG_READ_MAX_OPEN_CONNS",
+        "ORISUN_BOUNDARIES",
+        "ORISUN_ADMIN_BOUNDARY",
+        "ORISUN_ADMIN_USERNAME",
+        "ORISUN_ADMIN_PASSWORD",
+        "ORISUN_AUTH_TOKEN_TTL",
+        "ORISUN_HOST",
+        "ORISUN_GRPC_PORT",
+        "ORISUN_ADMIN_PORT",
+        "ORISUN_GRPC_ENABLE_REFLECTION",
+        "ORISUN_GRPC_MAX_RECEIVE_MESSAGE_SIZE",
+        "ORISUN_GRPC_MAX_SEND_MESSAGE_SIZE",
+        "ORISUN_GRPC_MAX_CONCURRENT_STREAMS",
+        "ORISUN_GRPC_KEEP_ALIVE_TIME",
+        "ORISUN_GRPC_KEEP_ALIVE_TIMEOUT",
+        "ORISUN_GRPC_INITIAL_WINDOW_SIZE",
+        "ORISUN_GRPC_INITIAL_CONN_WINDOW_SIZE",
+        "ORISUN_SHUTDOWN_TIMEOUT",
+        "ORISUN_GRPC_TLS_ENABLED",
+        "ORISUN_GRPC_TLS_CERT_FILE",
+        "ORISUN_GRPC_TLS_KEY_FILE",
+        "ORISUN_GRPC_TLS_CA_FILE",
+        "ORISUN_GRPC_TLS_CLIENT_AUTH_REQUIRED",
+        "ORISUN_NATS_URL",
+        "ORISUN_LOGGING_LEVEL",
+        "ORISUN_LOGGING_FORMAT",
+    ] {
+        assert!(
+            help.contains(variable),
+            "{variable} missing from serve --help"
+        );
+    }
+}
+
+#[test]
+fn invalid_configuration_stops_start_up_naming_the_variable() {
+    for (variable, value) in [
+        ("ORISUN_GRPC_PORT", "not-a-port"),
+        ("ORISUN_BOUNDARIES", r#"[{"name":"bad-name"}]"#),
+        ("ORISUN_PG_SCHEMAS", "orders"),
+        ("ORISUN_GRPC_ENABLE_REFLECTION", "perhaps"),
+        ("ORISUN_LOGGING_LEVEL", "chatty"),
+        ("ORISUN_GRPC_KEEP_ALIVE_TIME", "soon"),
+    ] {
+        let output = orisun()
+            .arg("serve")
+            .env(variable, value)
+            .output()
+            .expect("run");
+        assert!(!output.status.success(), "{variable}={value} accepted");
+        let err = stderr(&output);
+        assert!(err.contains(variable), "{variable}: {err}");
+    }
+    // A rule across variables is reported the same way.
+    let output = orisun()
+        .arg("serve")
+        .env("ORISUN_BACKEND", "postgres")
+        .env_remove("ORISUN_PG_HOST")
+        .output()
+        .expect("run");
+    assert!(!output.status.success());
+    assert!(
+        stderr(&output).contains("ORISUN_PG_HOST"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn call_every_kind_of_rpc_then_sigterm() {
+    let server = Server::start(&[]);
+
+    let list = orisun().args(["call", "--list"]).output().expect("list");
+    assert!(stdout(&list).contains("orisun.EventStore/CatchUpSubscribeToEvents (stream)"));
+    assert!(stdout(&list).contains("orisun.Admin/CreateUser"));
+
+    let ping = server.call(&["orisun.EventStore/Ping"]);
+    assert!(ping.status.success(), "{}", stderr(&ping));
+    assert_eq!(stdout(&ping).trim(), "{}");
+
+    let save = server.call(&[
+        "--compact",
+        "orisun.EventStore/SaveEvents",
+        r#"{"boundary":"orders","events":[{"event_id":"0191b5e0-0000-7000-8000-000000000001","event_type":"OrderPlaced","data":"{\"orderId\":\"o1\"}"}]}"#,
+    ]);
+    assert!(save.status.success(), "{}", stderr(&save));
+    assert_eq!(
+        stdout(&save).trim(),
+        r#"{"logPosition":{"commitPosition":1,"preparePosition":0}}"#
+    );
+
+    let read = server.call(&["GetEvents", r#"{"boundary":"orders","count":10}"#]);
+    assert!(read.status.success(), "{}", stderr(&read));
+    let events: serde_json::Value = serde_json::from_str(&stdout(&read)).expect("JSON");
+    assert_eq!(events["events"][0]["eventType"], "OrderPlaced");
+    assert_eq!(
+        events["events"][0]["eventId"],
+        "0191b5e0-0000-7000-8000-000000000001"
+    );
+
+    let sub = server.call(&[
+        "--limit",
+        "1",
+        "CatchUpSubscribeToEvents",
+        r#"{"boundary":"orders","subscriberName":"cli","afterPosition":{"commitPosition":-1,"preparePosition":-1}}"#,
+    ]);
+    assert!(sub.status.success(), "{}", stderr(&sub));
+    let line = stdout(&sub);
+    assert_eq!(line.lines().count(), 1, "one JSON object per line");
+    assert!(
+        line.contains(r#""position":{"commitPosition":1,"preparePosition":0}"#),
+        "{line}"
+    );
+
+    let bad = server.call(&["GetEvents", r#"{"boundary":"orders","count":0}"#]);
+    assert!(!bad.status.success());
+    assert_eq!(
+        stderr(&bad).trim(),
+        "error: INVALID_ARGUMENT: Count cannot be 0"
+    );
+
+    let unauthenticated = server.call(&["--password", "wrong", "Ping"]);
+    assert!(!unauthenticated.status.success());
+    assert!(
+        stderr(&unauthenticated).starts_with("error: UNAUTHENTICATED: "),
+        "{}",
+        stderr(&unauthenticated)
+    );
+
+    let users = server.call(&["orisun.Admin/ListUsers"]);
+    assert!(users.status.success(), "{}", stderr(&users));
+    assert!(
+        stdout(&users).contains(r#""username": "admin""#),
+        "{}",
+        stdout(&users)
+    );
+
+    let typo = server.call(&["GetEvents", r#"{"boundry":"orders"}"#]);
+    assert!(!typo.status.success());
+    assert!(stderr(&typo).contains("boundry"), "{}", stderr(&typo));
+
+    assert!(server.terminate(), "exit status 0 after SIGTERM");
+}
