@@ -1,11 +1,10 @@
 //! The SQL text of one boundary's statements. Identifiers come from [`ObjectNames`] (validated
 //! and quoted); every value is a bind parameter.
 //!
-//! Criteria become joins over the tag index: a criterion is the intersection of the rows of its
-//! tag hashes (a join on `seq`), a query is the union of its criteria. Each branch is an index
-//! scan of `(h, seq)` in the wanted order with a `LIMIT`, so a check or a read touches only the
-//! rows it returns (plus, for a criterion with several tags, the rows of its first tag that the
-//! others reject).
+//! Criteria become searches of the tag index: a criterion is the intersection of the rows of
+//! its tag hashes (see `criterion_matches`), a query is the union of its criteria. Each branch
+//! reads the index `(h, seq)` in the wanted order and stops after `LIMIT` matches, so a check or
+//! a read never scans the log.
 
 use crate::names::ObjectNames;
 use std::fmt::Write as _;
@@ -73,26 +72,83 @@ impl BoundarySql {
         }
     }
 
-    /// Writes the intersection of one criterion's tags as `SELECT t0.seq FROM ... WHERE ...`,
-    /// with the tag hashes bound from parameter `first` on and `extra` appended to the WHERE.
-    fn criterion_scan(
+    /// Writes a query whose column `seq` lists the events matching one criterion within the
+    /// inclusive seq range `lo..=hi` (SQL expressions), at most `limit` of them, from the high
+    /// end (`desc`) or the low end. The tag hashes are bound from parameter `first` on.
+    ///
+    /// One tag is one index range scan. Several tags are intersected by leapfrogging in a
+    /// recursive CTE: from a candidate seq, each tag's nearest row at or past it (one index
+    /// probe each) gives the next candidate, the farthest of them; a candidate all tags reach is
+    /// a match. No match is skipped (none can lie between the candidate and the farthest
+    /// nearest row), and the number of steps is at most about twice the row count of the
+    /// rarest tag in the range, whatever the size of the log — a join would instead walk the
+    /// rows of one tag, and the planner cannot know which tag is rare.
+    #[allow(clippy::too_many_arguments)]
+    fn criterion_matches(
         &self,
         out: &mut String,
-        select: &str,
-        tags: usize,
+        alias: usize,
         first: usize,
-        extra: &str,
+        tags: usize,
+        desc: bool,
+        lo: &str,
+        hi: &str,
+        limit: &str,
     ) {
         let table = &self.names.tags;
-        let _ = write!(out, "SELECT {select} FROM {table} t0");
-        for j in 1..tags {
+        let order = if desc { " DESC" } else { "" };
+        if tags == 1 {
             let _ = write!(
                 out,
-                " JOIN {table} t{j} ON t{j}.h = ${p} AND t{j}.seq = t0.seq",
+                "SELECT t.seq FROM {table} t WHERE t.h = ${first} AND t.seq >= {lo} \
+                 AND t.seq <= {hi} ORDER BY t.seq{order} LIMIT {limit}"
+            );
+            return;
+        }
+        let w = format!("w{alias}");
+        // Nearest row of each tag at or past candidate x.c, inside the range; the next
+        // candidate is the farthest of them, NULL when some tag has none left.
+        let (nearest, farthest, within, step, start) = if desc {
+            (
+                "max",
+                "min",
+                format!("t.seq <= x.c AND t.seq >= {lo}"),
+                "- 1",
+                hi,
+            )
+        } else {
+            (
+                "min",
+                "max",
+                format!("t.seq >= x.c AND t.seq <= {hi}"),
+                "+ 1",
+                lo,
+            )
+        };
+        let mut next =
+            format!("(SELECT CASE WHEN count(v) = {tags} THEN {farthest}(v) END FROM (VALUES ");
+        for j in 0..tags {
+            if j > 0 {
+                next.push_str(", ");
+            }
+            let _ = write!(
+                next,
+                "((SELECT {nearest}(t.seq) FROM {table} t WHERE t.h = ${p} AND {within}))",
                 p = first + j
             );
         }
-        let _ = write!(out, " WHERE t0.h = ${first}{extra}");
+        next.push_str(") q(v))");
+        // Rows (c, m, n): candidate c, m = next(c) (a match when m = c), n = matches before.
+        // The seed has no candidate; its m is the start of the range.
+        let hit = format!("COALESCE(({w}.m = {w}.c)::int, 0)");
+        let _ = write!(
+            out,
+            "WITH RECURSIVE {w}(c, m, n) AS (SELECT NULL::bigint, ({start})::bigint, 0 \
+             UNION ALL SELECT x.c, {next}, {w}.n + {hit} FROM {w}, LATERAL (SELECT CASE \
+             WHEN {w}.m = {w}.c THEN {w}.c {step} ELSE {w}.m END AS c) x \
+             WHERE {w}.m IS NOT NULL AND {w}.n + {hit} < {limit}) \
+             SELECT c AS seq FROM {w} WHERE m = c"
+        );
     }
 
     /// The append condition check: the position of the latest event matching any criterion
@@ -100,8 +156,8 @@ impl BoundarySql {
     ///
     /// `shape[i]` is the number of distinct tag hashes of criterion `i`. Parameters: `$1, $2` =
     /// the expected position; then the hashes. The expected position is first resolved to the
-    /// last seq at or before it, so each criterion scan stops there: the check costs what was
-    /// appended since the command read its context, however large the log.
+    /// last seq at or before it, so each criterion's search stops there: the check costs what
+    /// was appended since the command read its context, however large the log.
     pub(crate) fn condition_check(&self, shape: &[usize]) -> String {
         let events = &self.names.events;
         let mut sql = format!(
@@ -115,12 +171,15 @@ impl BoundarySql {
                 sql.push_str(" UNION ALL ");
             }
             sql.push('(');
-            self.criterion_scan(
+            self.criterion_matches(
                 &mut sql,
-                "t0.seq",
-                tags,
+                i,
                 param,
-                " AND t0.seq > (SELECT bound FROM b) ORDER BY t0.seq DESC LIMIT 1",
+                tags,
+                true,
+                "(SELECT bound FROM b) + 1",
+                MAX_SEQ,
+                "1",
             );
             sql.push(')');
             param += tags;
@@ -136,13 +195,14 @@ impl BoundarySql {
     /// direction. Parameters: `$1, $2` = the position, `$3` = the limit, then the hashes.
     pub(crate) fn read_by_criteria(&self, shape: &[usize], ascending: bool) -> String {
         let events = &self.names.events;
-        let (bound, cmp, order) = if ascending {
+        let (bound, lo, hi, order) = if ascending {
             (
                 format!(
                     "COALESCE((SELECT seq FROM {events} WHERE (commit_pos, seq) >= ($1, $2) \
-                     ORDER BY commit_pos, seq LIMIT 1), 9223372036854775807)"
+                     ORDER BY commit_pos, seq LIMIT 1), {MAX_SEQ})"
                 ),
-                ">=",
+                "(SELECT bound FROM b)",
+                MAX_SEQ,
                 "",
             )
         } else {
@@ -151,7 +211,8 @@ impl BoundarySql {
                     "COALESCE((SELECT seq FROM {events} WHERE (commit_pos, seq) <= ($1, $2) \
                      ORDER BY commit_pos DESC, seq DESC LIMIT 1), -1)"
                 ),
-                "<=",
+                "0",
+                "(SELECT bound FROM b)",
                 " DESC",
             )
         };
@@ -162,13 +223,7 @@ impl BoundarySql {
                 sql.push_str(" UNION ");
             }
             sql.push('(');
-            self.criterion_scan(
-                &mut sql,
-                "t0.seq",
-                tags,
-                param,
-                &format!(" AND t0.seq {cmp} (SELECT bound FROM b) ORDER BY t0.seq{order} LIMIT $3"),
-            );
+            self.criterion_matches(&mut sql, i, param, tags, !ascending, lo, hi, "$3");
             sql.push(')');
             param += tags;
         }
@@ -191,15 +246,9 @@ impl BoundarySql {
             if i > 0 {
                 sql.push_str(" UNION ALL ");
             }
-            sql.push('(');
-            self.criterion_scan(
-                &mut sql,
-                &format!("{i}::int4 AS idx, t0.seq"),
-                tags,
-                param,
-                " ORDER BY t0.seq DESC LIMIT 1",
-            );
-            sql.push(')');
+            let _ = write!(sql, "(SELECT {i}::int4 AS idx, z.seq FROM (");
+            self.criterion_matches(&mut sql, i, param, tags, true, "0", MAX_SEQ, "1");
+            sql.push_str(") z)");
             param += tags;
         }
         let _ = write!(
@@ -209,6 +258,9 @@ impl BoundarySql {
         sql
     }
 }
+
+/// Larger than any seq: the open upper end of a range.
+const MAX_SEQ: &str = "9223372036854775807";
 
 #[cfg(test)]
 mod tests {
@@ -221,19 +273,18 @@ mod tests {
     #[test]
     fn numbers_parameters_across_criteria() {
         let check = sql().condition_check(&[2, 1]);
-        assert!(check.contains("t0.h = $3"), "{check}");
-        assert!(check.contains("t1.h = $4"), "{check}");
-        assert!(check.contains("t0.h = $5"), "{check}");
+        for p in ["t.h = $3", "t.h = $4", "t.h = $5"] {
+            assert!(check.contains(p), "{p}: {check}");
+        }
         assert!(!check.contains("$6"), "{check}");
         let read = sql().read_by_criteria(&[1, 3], true);
-        assert!(
-            read.contains("t0.h = $4") && read.contains("t2.h = $7"),
-            "{read}"
-        );
+        for p in ["t.h = $4", "t.h = $5", "t.h = $7"] {
+            assert!(read.contains(p), "{p}: {read}");
+        }
         assert!(!read.contains("$8"), "{read}");
         let latest = sql().latest_by_criteria(&[1, 1]);
         assert!(
-            latest.contains("1::int4 AS idx") && latest.contains("t0.h = $2"),
+            latest.contains("1::int4 AS idx") && latest.contains("t.h = $2"),
             "{latest}"
         );
     }
