@@ -22,6 +22,10 @@ pub enum ServerError {
     #[error("TLS: {0}")]
     Tls(String),
 
+    /// The reflection service could not be built from the descriptors.
+    #[error("gRPC reflection: {0}")]
+    Reflection(String),
+
     /// A listener or the gRPC transport failed.
     #[error("gRPC transport: {0}")]
     Transport(#[from] tonic::transport::Error),

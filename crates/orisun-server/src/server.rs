@@ -88,98 +88,117 @@ pub async fn serve_with_backend(
             .await
     });
 
-    let mut startup = Vec::new();
-    for boundary in config.startup_boundaries() {
-        let namespace = backend.namespace(&config, &boundary);
-        backend.provisioner.provision(&boundary, &namespace).await?;
-        let description = config
-            .boundaries
-            .0
-            .iter()
-            .find(|b| b.name == boundary)
-            .map(|b| b.description.clone())
-            .unwrap_or_default();
-        startup.push(StartupBoundary::new(boundary, description).with_namespace(namespace));
-    }
-    if config.admin_password == "changeit" {
-        tracing::warn!(
-            username = %config.admin_username,
-            "the bootstrap admin uses the default password: set ORISUN_ADMIN_PASSWORD"
-        );
-    }
-    let auth = Auth::start(
-        store.clone(),
-        AuthConfig {
-            admin_boundary: config.admin_boundary.clone(),
-            admin_username: config.admin_username.clone(),
-            admin_password: config.admin_password.clone(),
-            token_ttl: config.auth_token_ttl,
-        },
-    )
-    .await
-    .map_err(ServerError::Auth)?;
-    let admin = AdminService::new(store.clone(), auth.clone(), backend.name)
-        .with_provisioner(backend.provisioner.clone());
-    admin
-        .register_startup_boundaries(&startup)
+    // Start-up proper; on failure the HTTP endpoint is stopped before the error is returned.
+    let started: Result<_, ServerError> = async {
+        // Certificates first: a TLS misconfiguration fails before anything is created.
+        let tls = if config.grpc_tls_enabled {
+            Some(tls_config(&config).await?)
+        } else {
+            None
+        };
+        let mut startup = Vec::new();
+        for boundary in config.startup_boundaries() {
+            let namespace = backend.namespace(&config, &boundary);
+            backend.provisioner.provision(&boundary, &namespace).await?;
+            let description = config
+                .boundaries
+                .0
+                .iter()
+                .find(|b| b.name == boundary)
+                .map(|b| b.description.clone())
+                .unwrap_or_default();
+            startup.push(StartupBoundary::new(boundary, description).with_namespace(namespace));
+        }
+        if config.admin_password == "changeit" {
+            tracing::warn!(
+                username = %config.admin_username,
+                "the bootstrap admin uses the default password: set ORISUN_ADMIN_PASSWORD"
+            );
+        }
+        let auth = Auth::start(
+            store.clone(),
+            AuthConfig {
+                admin_boundary: config.admin_boundary.clone(),
+                admin_username: config.admin_username.clone(),
+                admin_password: config.admin_password.clone(),
+                token_ttl: config.auth_token_ttl,
+            },
+        )
         .await
         .map_err(ServerError::Auth)?;
+        let admin = AdminService::new(store.clone(), auth.clone(), backend.name)
+            .with_provisioner(backend.provisioner.clone());
+        admin
+            .register_startup_boundaries(&startup)
+            .await
+            .map_err(ServerError::Auth)?;
 
-    let (health_reporter, health_service) = tonic_health::server::health_reporter();
-    health_reporter
-        .set_serving::<EventStoreServer<EventStoreService>>()
-        .await;
-    let event_store = EventStoreService::new(
-        store.clone(),
-        config.admin_boundary.clone(),
-        SubscriberRegistry::new(),
-        trigger.signal(),
-    );
-    let event_store = EventStoreServer::new(event_store)
-        .accept_compressed(CompressionEncoding::Gzip)
-        .send_compressed(CompressionEncoding::Gzip)
-        .max_decoding_message_size(config.grpc_max_receive_message_size)
-        .max_encoding_message_size(config.grpc_max_send_message_size);
-    let admin = AdminServer::new(admin)
-        .accept_compressed(CompressionEncoding::Gzip)
-        .send_compressed(CompressionEncoding::Gzip)
-        .max_decoding_message_size(config.grpc_max_receive_message_size)
-        .max_encoding_message_size(config.grpc_max_send_message_size);
+        let (health_reporter, health_service) = tonic_health::server::health_reporter();
+        health_reporter
+            .set_serving::<EventStoreServer<EventStoreService>>()
+            .await;
+        let event_store = EventStoreService::new(
+            store.clone(),
+            config.admin_boundary.clone(),
+            SubscriberRegistry::new(),
+            trigger.signal(),
+        );
+        let event_store = EventStoreServer::new(event_store)
+            .accept_compressed(CompressionEncoding::Gzip)
+            .send_compressed(CompressionEncoding::Gzip)
+            .max_decoding_message_size(config.grpc_max_receive_message_size)
+            .max_encoding_message_size(config.grpc_max_send_message_size);
+        let admin = AdminServer::new(admin)
+            .accept_compressed(CompressionEncoding::Gzip)
+            .send_compressed(CompressionEncoding::Gzip)
+            .max_decoding_message_size(config.grpc_max_receive_message_size)
+            .max_encoding_message_size(config.grpc_max_send_message_size);
 
-    let mut builder = Server::builder()
-        .max_concurrent_streams(config.grpc_max_concurrent_streams)
-        .initial_stream_window_size(config.grpc_initial_window_size)
-        .initial_connection_window_size(config.grpc_initial_conn_window_size)
-        .http2_keepalive_timeout(Some(config.grpc_keep_alive_timeout));
-    if !config.grpc_keep_alive_time.is_zero() {
-        builder = builder.http2_keepalive_interval(Some(config.grpc_keep_alive_time));
+        let mut builder = Server::builder()
+            .max_concurrent_streams(config.grpc_max_concurrent_streams)
+            .initial_stream_window_size(config.grpc_initial_window_size)
+            .initial_connection_window_size(config.grpc_initial_conn_window_size)
+            .http2_keepalive_timeout(Some(config.grpc_keep_alive_timeout));
+        if !config.grpc_keep_alive_time.is_zero() {
+            builder = builder.http2_keepalive_interval(Some(config.grpc_keep_alive_time));
+        }
+        if let Some(tls) = tls {
+            builder = builder
+                .tls_config(tls)
+                .map_err(|e| ServerError::Tls(e.to_string()))?;
+        }
+        let layers = tower::ServiceBuilder::new()
+            .layer(OversizeLayer)
+            .layer(AuthLayer::new(auth.clone()));
+        let mut router = builder
+            .layer(layers)
+            .add_service(health_service)
+            .add_service(event_store)
+            .add_service(admin);
+        if config.grpc_enable_reflection {
+            let v1 = tonic_reflection::server::Builder::configure()
+                .register_encoded_file_descriptor_set(orisun_proto::FILE_DESCRIPTOR_SET)
+                .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+                .build_v1()
+                .map_err(|e| ServerError::Reflection(e.to_string()))?;
+            let v1alpha = tonic_reflection::server::Builder::configure()
+                .register_encoded_file_descriptor_set(orisun_proto::FILE_DESCRIPTOR_SET)
+                .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+                .build_v1alpha()
+                .map_err(|e| ServerError::Reflection(e.to_string()))?;
+            router = router.add_service(v1).add_service(v1alpha);
+        }
+        Ok((router, auth, health_reporter))
     }
-    if config.grpc_tls_enabled {
-        builder = builder
-            .tls_config(tls_config(&config).await?)
-            .map_err(|e| ServerError::Tls(e.to_string()))?;
-    }
-    let layers = tower::ServiceBuilder::new()
-        .layer(OversizeLayer)
-        .layer(AuthLayer::new(auth.clone()));
-    let mut router = builder
-        .layer(layers)
-        .add_service(health_service)
-        .add_service(event_store)
-        .add_service(admin);
-    if config.grpc_enable_reflection {
-        let v1 = tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(orisun_proto::FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-            .build_v1()
-            .map_err(|e| ServerError::Tls(format!("reflection: {e}")))?;
-        let v1alpha = tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(orisun_proto::FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-            .build_v1alpha()
-            .map_err(|e| ServerError::Tls(format!("reflection: {e}")))?;
-        router = router.add_service(v1).add_service(v1alpha);
-    }
+    .await;
+    let (router, auth, health_reporter) = match started {
+        Ok(parts) => parts,
+        Err(e) => {
+            trigger.trigger();
+            let _ = http_task.await;
+            return Err(e);
+        }
+    };
 
     let incoming = TcpIncoming::from(grpc_listener).with_nodelay(Some(true));
     let mut grpc_stop = trigger.signal();
