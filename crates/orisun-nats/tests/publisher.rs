@@ -458,3 +458,55 @@ async fn catch_up_throughput() -> Result<()> {
     delete_stream(&js, &boundary).await;
     Ok(())
 }
+
+/// The entry point the server uses: publishes every boundary of the store, picks up a boundary
+/// created later, and releases its leases on stop so that another node can take over at once.
+#[tokio::test]
+async fn start_publishes_every_boundary_and_discovers_new_ones() -> Result<()> {
+    init_tracing();
+    let first = unique_boundary("start_a");
+    let second = unique_boundary("start_b");
+    let later = unique_boundary("start_c");
+    let store: Arc<dyn EventStore> = Arc::new(MemoryStore::new());
+    for b in [&first, &second] {
+        store.create_boundary(b).await?;
+        append_mixed(store.as_ref(), b, 0, 100).await?;
+    }
+    let coordination: Arc<dyn Coordination> = Arc::new(LocalCoordination::new());
+    let config = orisun_nats::NatsConfig {
+        publisher: test_config(),
+        discovery_interval: Duration::from_millis(100),
+        ..orisun_nats::NatsConfig::new(shared_nats_url())
+    };
+    let handle = orisun_nats::start(
+        config,
+        store.clone(),
+        coordination.clone(),
+        "node-a",
+        std::future::pending(),
+    )
+    .await?;
+    let js = handle.jetstream().clone();
+    for b in [&first, &second] {
+        wait_for_stream_len(&js, b, 100, Duration::from_secs(20)).await?;
+    }
+    store.create_boundary(&later).await?;
+    append_mixed(store.as_ref(), &later, 0, 20).await?;
+    wait_for_stream_len(&js, &later, 20, Duration::from_secs(20)).await?;
+    assert!(handle.boundaries().contains(&later));
+
+    handle.stop().await;
+    let lease = coordination
+        .acquire(
+            &publisher_lease_name(&first),
+            "node-b/nats_publisher",
+            Duration::from_secs(1),
+        )
+        .await?;
+    assert!(lease.is_some(), "stop released the lease");
+    for b in [&first, &second, &later] {
+        assert_stream_matches_store(&js, store.as_ref(), b).await?;
+        delete_stream(&js, b).await;
+    }
+    Ok(())
+}

@@ -4,7 +4,8 @@
 //! Core NATS rather than JetStream, deliberately: it gives exactly the live, at-most-once
 //! semantics of Go Orisun's pub/sub and of [`super::LocalPubSub`], spreads a group's messages
 //! over its members at random (so competing members on different nodes share the load), and
-//! keeps no server-side state that could outlive its subscribers. Subscriptions survive a NATS
+//! keeps no server-side state that could outlive its subscribers. A subscription is in effect
+//! on the server when `subscribe` returns. Subscriptions survive a NATS
 //! reconnect (the client re-subscribes); messages published while the connection is down are
 //! lost for the groups that were cut off. A member whose client-side buffer (64 Ki messages)
 //! overflows loses messages (NATS "slow consumer").
@@ -18,6 +19,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use futures::StreamExt;
 use std::time::Duration;
+use tracing::debug;
 
 /// Prefix of every pub/sub subject on NATS, keeping them apart from the event streams and from
 /// other applications sharing the server.
@@ -39,6 +41,19 @@ impl NatsPubSub {
     /// Uses `client` for publications and subscriptions.
     pub fn new(client: async_nats::Client) -> Self {
         Self { client }
+    }
+
+    /// Waits until the server has processed everything this connection sent so far, so that a
+    /// subscription is in effect (for publishers on every connection) when `subscribe`
+    /// returns. The server handles a connection's operations in order and answers a request
+    /// nobody listens to with "no responders" at once, which makes a cheap round trip.
+    async fn round_trip(&self) {
+        let probe = format!("{SUBJECT_PREFIX}_PING.{}", self.client.new_inbox());
+        let answered =
+            tokio::time::timeout(PUBLISH_TIMEOUT, self.client.request(probe, Bytes::new())).await;
+        if answered.is_err() {
+            debug!("NATS did not answer the subscription round trip in time");
+        }
     }
 }
 
@@ -86,6 +101,7 @@ impl PubSub for NatsPubSub {
             )
             .await
             .map_err(PubSubError::unavailable)?;
+        self.round_trip().await;
         let prefix_len = SUBJECT_PREFIX.len() + 1;
         Ok(Box::pin(subscriber.map(move |m| {
             let subject = m.subject.as_str();
