@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # Runs the Python interop test against a running Orisun server.
 #
-#   interop/python/run.sh [ADDRESS] [USER] [PASSWORD]     (default 127.0.0.1:5005 admin changeit)
+#   interop/python/run.sh [ADDRESS [USER PASSWORD]]
+#
+# Without ADDRESS it builds the `orisun` binary, starts it on the embedded backend in a temporary
+# directory on free ports, runs the test against it and stops it (SIGTERM). With ADDRESS
+# (host:port) it uses that server; USER and PASSWORD default to admin / changeit.
 #
 # Creates (once) a virtualenv under target/interop-venv with the pinned grpcio and grpcio-tools,
 # generates the Python stubs from crates/orisun-proto/proto into a temporary directory, and runs
@@ -27,4 +31,31 @@ trap 'rm -rf "$stubs"' EXIT
     --python_out="$stubs" --grpc_python_out="$stubs" \
     eventstore.proto admin.proto
 
-PYTHONPATH="$stubs" exec "$venv/bin/python" "$here/interop_test.py" "$@"
+if [ $# -eq 0 ]; then
+    cargo build --quiet -p orisun --manifest-path "$root/Cargo.toml"
+    bin="${CARGO_TARGET_DIR:-$root/target}/debug/orisun"
+    data="$(mktemp -d)"
+    log="$(mktemp)"
+    ORISUN_HOST=127.0.0.1 ORISUN_GRPC_PORT=0 ORISUN_ADMIN_PORT=0 ORISUN_BACKEND=sqlite \
+        ORISUN_DATA_DIR="$data" ORISUN_LOGGING_LEVEL=INFO "$bin" serve >"$log" 2>&1 &
+    pid=$!
+    trap 'kill -TERM "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; rm -rf "$stubs" "$data" "$log"' EXIT
+    for _ in $(seq 1 600); do
+        grep -q "orisun is listening" "$log" && break
+        if ! kill -0 "$pid" 2>/dev/null; then
+            cat "$log" >&2
+            echo "the server exited during start-up" >&2
+            exit 1
+        fi
+        sleep 0.1
+    done
+    addr="$(grep -o 'grpc=[0-9.:]*' "$log" | head -1 | cut -d= -f2)"
+    if [ -z "$addr" ]; then
+        cat "$log" >&2
+        echo "the server did not report its address" >&2
+        exit 1
+    fi
+    set -- "$addr"
+fi
+
+PYTHONPATH="$stubs" "$venv/bin/python" "$here/interop_test.py" "$@"
