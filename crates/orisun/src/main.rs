@@ -1,5 +1,6 @@
 //! The `orisun` command: `serve` runs the event store server (also the default with no
-//! subcommand, configured by `ORISUN_*` variables), `call` sends one RPC as JSON.
+//! subcommand, configured by `ORISUN_*` variables), `call` sends one RPC as JSON, `bench`
+//! benchmarks a server (see `orisun-bench`).
 
 mod call;
 mod serve;
@@ -24,6 +25,8 @@ enum Command {
     Serve(Box<orisun_server::Config>),
     /// Sends one RPC with a JSON request and prints the JSON response.
     Call(Box<call::CallArgs>),
+    /// Benchmarks a server (started here, or `--addr`): events/s, latency, RSS, raw PG ratios.
+    Bench(Box<orisun_bench::BenchOptions>),
 }
 
 fn main() -> ExitCode {
@@ -43,6 +46,7 @@ fn main() -> ExitCode {
                 Err(e) => e.exit(),
             },
             Some(Command::Call(args)) => call::run(*args).await,
+            Some(Command::Bench(opts)) => orisun_bench::run(*opts).await.map(|_| ()),
         }
     });
     match result {
