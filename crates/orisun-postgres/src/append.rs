@@ -305,28 +305,7 @@ async fn insert(
     requests: &[&AppendRequest],
     decided: &GroupOutcome,
 ) -> Result<(), tokio_postgres::Error> {
-    let total: usize = requests
-        .iter()
-        .zip(&decided.outcomes)
-        .filter(|(_, o)| {
-            matches!(
-                o,
-                Ok(AppendOutcome {
-                    already_stored: false,
-                    ..
-                })
-            )
-        })
-        .map(|(r, _)| r.events.len())
-        .sum();
-    let mut seqs = Vec::with_capacity(total);
-    let mut commits = Vec::with_capacity(total);
-    let mut ids = Vec::with_capacity(total);
-    let mut types = Vec::with_capacity(total);
-    let mut data = Vec::with_capacity(total);
-    let mut metadata = Vec::with_capacity(total);
-    let mut tag_hashes = Vec::with_capacity(total * 4);
-    let mut tag_seqs = Vec::with_capacity(total * 4);
+    let mut chunks: Vec<Chunk<'_>> = vec![Chunk::default()];
     for (request, outcome) in requests.iter().zip(&decided.outcomes) {
         let Ok(AppendOutcome {
             position: last,
@@ -341,15 +320,15 @@ async fn insert(
             .iter()
             .zip(batch_positions(first, request.events.len()))
         {
-            seqs.push(position.prepare);
-            commits.push(position.commit);
-            ids.push(event.event_id);
-            types.push(event.event_type.as_str());
-            data.push(Json(&event.data));
-            metadata.push(Json(&event.metadata));
-            for h in event.tag_hashes() {
-                tag_hashes.push(Uuid::from_bytes(h));
-                tag_seqs.push(position.prepare);
+            let size = event_size(event);
+            let full = chunks.last().is_some_and(|c| {
+                !c.seqs.is_empty() && (c.bytes + size > CHUNK_BYTES || c.seqs.len() >= CHUNK_EVENTS)
+            });
+            if full {
+                chunks.push(Chunk::default());
+            }
+            if let Some(chunk) = chunks.last_mut() {
+                chunk.push(event, position, size);
             }
         }
     }
@@ -371,28 +350,100 @@ async fn insert(
         exec.prepare(&sql.update_head, &[Type::INT8, Type::INT8]),
         exec.prepare(NOTIFY, &[Type::TEXT, Type::TEXT]),
     )?;
-    let event_params: [Param<'_>; 6] = [
-        (&seqs, Type::INT8_ARRAY),
-        (&commits, Type::INT8_ARRAY),
-        (&ids, Type::UUID_ARRAY),
-        (&types, Type::TEXT_ARRAY),
-        (&data, Type::JSONB_ARRAY),
-        (&metadata, Type::JSONB_ARRAY),
-    ];
-    let tag_params: [Param<'_>; 2] = [
-        (&tag_hashes, Type::UUID_ARRAY),
-        (&tag_seqs, Type::INT8_ARRAY),
-    ];
+    let event_params: Vec<[Param<'_>; 6]> = chunks
+        .iter()
+        .map(|c| {
+            [
+                (&c.seqs as _, Type::INT8_ARRAY),
+                (&c.commits as _, Type::INT8_ARRAY),
+                (&c.ids as _, Type::UUID_ARRAY),
+                (&c.types as _, Type::TEXT_ARRAY),
+                (&c.data as _, Type::JSONB_ARRAY),
+                (&c.metadata as _, Type::JSONB_ARRAY),
+            ]
+        })
+        .collect();
+    let tag_params: Vec<[Param<'_>; 2]> = chunks
+        .iter()
+        .filter(|c| !c.tag_hashes.is_empty())
+        .map(|c| {
+            [
+                (&c.tag_hashes as _, Type::UUID_ARRAY),
+                (&c.tag_seqs as _, Type::INT8_ARRAY),
+            ]
+        })
+        .collect();
     let head_params: [Param<'_>; 2] = [(&head_seq, Type::INT8), (&head_commit, Type::INT8)];
     let channel = channel.to_owned();
     let notify_params: [Param<'_>; 2] = [(&channel, Type::TEXT), (&payload, Type::TEXT)];
     futures::try_join!(
-        exec.run(&insert_events, &event_params),
-        exec.run(&insert_tags, &tag_params),
+        try_join_all(event_params.iter().map(|p| exec.run(&insert_events, p))),
+        try_join_all(tag_params.iter().map(|p| exec.run(&insert_tags, p))),
         exec.run(&update_head, &head_params),
         exec.run(&notify, &notify_params),
     )?;
     Ok(())
+}
+
+/// Most bytes (roughly) of events sent in one INSERT: PostgreSQL refuses a message or an array
+/// over 1 GiB, so a group or a batch larger than that is inserted in several statements (all in
+/// the same transaction).
+const CHUNK_BYTES: usize = 32 << 20;
+
+/// Most events sent in one INSERT.
+const CHUNK_EVENTS: usize = 10_000;
+
+/// The arrays of one INSERT of events and one of their tags.
+#[derive(Default)]
+struct Chunk<'a> {
+    seqs: Vec<i64>,
+    commits: Vec<i64>,
+    ids: Vec<Uuid>,
+    types: Vec<&'a str>,
+    data: Vec<Json<&'a JsonObject>>,
+    metadata: Vec<Json<&'a JsonObject>>,
+    tag_hashes: Vec<Uuid>,
+    tag_seqs: Vec<i64>,
+    bytes: usize,
+}
+
+impl<'a> Chunk<'a> {
+    fn push(&mut self, event: &'a NewEvent, position: Position, size: usize) {
+        self.seqs.push(position.prepare);
+        self.commits.push(position.commit);
+        self.ids.push(event.event_id);
+        self.types.push(event.event_type.as_str());
+        self.data.push(Json(&event.data));
+        self.metadata.push(Json(&event.metadata));
+        for h in event.tag_hashes() {
+            self.tag_hashes.push(Uuid::from_bytes(h));
+            self.tag_seqs.push(position.prepare);
+        }
+        self.bytes += size;
+    }
+}
+
+/// Estimates the bytes an event takes on the wire (its JSON text, roughly), without
+/// serialising it.
+pub(crate) fn event_size(event: &NewEvent) -> usize {
+    64 + event.event_type.len() + object_size(&event.data) + object_size(&event.metadata)
+}
+
+fn object_size(object: &JsonObject) -> usize {
+    2 + object
+        .iter()
+        .map(|(k, v)| k.len() + 4 + value_size(v))
+        .sum::<usize>()
+}
+
+fn value_size(value: &Value) -> usize {
+    match value {
+        Value::Null | Value::Bool(_) => 5,
+        Value::Number(_) => 12,
+        Value::String(s) => s.len() + 2,
+        Value::Array(items) => 2 + items.iter().map(|v| value_size(v) + 1).sum::<usize>(),
+        Value::Object(object) => object_size(object),
+    }
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! [`PostgresStore`]: the pool, the catalog of boundaries, one group-commit writer per boundary,
 //! and the wake-up tasks.
 
-use crate::append::{append_group, check_storable, AppendRequest};
+use crate::append::{append_group, check_storable, event_size, AppendRequest};
 use crate::config::PostgresConfig;
 use crate::db::Exec;
 use crate::error;
@@ -339,6 +339,7 @@ impl EventStore for PostgresStore {
         let open = self.resolve(boundary).await?;
         let (reply, answer) = oneshot::channel();
         let job = Job {
+            size: events.iter().map(event_size).sum(),
             request: AppendRequest { events, condition },
             reply,
         };

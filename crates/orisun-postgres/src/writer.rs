@@ -16,6 +16,10 @@ use tokio_postgres::IsolationLevel;
 /// Most events one group transaction takes (a single larger request still goes alone).
 pub(crate) const MAX_GROUP_EVENTS: usize = 10_000;
 
+/// Most bytes (estimated) one group transaction takes, so that a few large events do not make
+/// everyone else's commit wait for a huge one.
+pub(crate) const MAX_GROUP_BYTES: usize = 64 << 20;
+
 /// How many requests may wait for a boundary's writer before callers wait to enqueue.
 pub(crate) const QUEUE: usize = 4_096;
 
@@ -53,6 +57,8 @@ pub(crate) struct Job {
     pub request: AppendRequest,
     /// The caller's answer.
     pub reply: oneshot::Sender<Result<AppendOutcome, StoreError>>,
+    /// The estimated size of the request's events in bytes.
+    pub size: usize,
 }
 
 /// Starts the writer of a boundary; it ends when every sender is dropped.
@@ -63,13 +69,30 @@ pub(crate) fn spawn(pool: Pool, shared: Arc<Shared>) -> mpsc::Sender<Job> {
 }
 
 async fn run(pool: Pool, shared: Arc<Shared>, mut rx: mpsc::Receiver<Job>) {
-    while let Some(first) = rx.recv().await {
+    // A request that did not fit in the previous group starts the next one.
+    let mut carried: Option<Job> = None;
+    loop {
+        let first = match carried.take() {
+            Some(job) => job,
+            None => match rx.recv().await {
+                Some(job) => job,
+                None => return,
+            },
+        };
         let mut events = first.request.events.len();
+        let mut bytes = first.size;
         let mut jobs = vec![first];
-        while events < MAX_GROUP_EVENTS {
+        while events < MAX_GROUP_EVENTS && bytes < MAX_GROUP_BYTES {
             match rx.try_recv() {
                 Ok(job) => {
+                    if events + job.request.events.len() > MAX_GROUP_EVENTS
+                        || bytes + job.size > MAX_GROUP_BYTES
+                    {
+                        carried = Some(job);
+                        break;
+                    }
                     events += job.request.events.len();
+                    bytes += job.size;
                     jobs.push(job);
                 }
                 Err(_) => break,

@@ -912,3 +912,96 @@ async fn multi_tag_criteria_agree_with_the_model() {
         }
     }
 }
+
+/// Waits until `watch` reaches `position`; returns how long it took.
+async fn woken_at(
+    watch: &mut tokio::sync::watch::Receiver<Position>,
+    position: Position,
+) -> Duration {
+    let start = Instant::now();
+    tokio::time::timeout(Duration::from_secs(5), async {
+        while *watch.borrow_and_update() < position {
+            watch.changed().await.expect("watch open");
+        }
+    })
+    .await
+    .expect("woken");
+    start.elapsed()
+}
+
+/// Cross-node wake-ups come from NOTIFY, well before the fallback poll would notice; with
+/// `listen` off, the poll alone still wakes watchers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wakeups_use_notify_and_fall_back_to_polling() {
+    let db = TestDb::create().await;
+    let a = db.store().await;
+    let listening = db.store().await;
+    let polling = PostgresStore::connect(PostgresConfig {
+        listen: false,
+        ..db.config()
+    })
+    .await
+    .expect("connect");
+    let b = boundary("wake");
+    a.create_boundary(&b).await.expect("create");
+    let mut notified = listening.watch_head(&b).await.expect("watch");
+    let mut polled = polling.watch_head(&b).await.expect("watch");
+    assert!(eventually(&db.client().await, LISTENERS).await);
+    // The listener re-reads the head after its LISTEN; let that settle.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+
+    let mut notify_latencies = Vec::new();
+    let mut poll_latencies = Vec::new();
+    for _ in 0..9 {
+        let p = a
+            .append(&b, vec![event("Ping", json!({}))], None)
+            .await
+            .expect("append")
+            .position;
+        notify_latencies.push(woken_at(&mut notified, p).await);
+        poll_latencies.push(woken_at(&mut polled, p).await);
+    }
+    notify_latencies.sort();
+    poll_latencies.sort();
+    // A poll every 500 ms alone would give a median near 250 ms.
+    assert!(
+        notify_latencies[4] < Duration::from_millis(100),
+        "NOTIFY latencies {notify_latencies:?}"
+    );
+    assert!(
+        poll_latencies[8] < orisun_store::POLL_FALLBACK * 3,
+        "{poll_latencies:?}"
+    );
+}
+
+/// Batches larger than one INSERT may carry (by count or by bytes) are split into several
+/// statements of one transaction: still one commit position, all or nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_batches_are_split_into_several_inserts() {
+    let db = TestDb::create().await;
+    let store = db.store().await;
+    let b = boundary("huge");
+    store.create_boundary(&b).await.expect("create");
+    let many: Vec<NewEvent> = (0..25_000)
+        .map(|i| event("Many", json!({"i": i})))
+        .collect();
+    let p = store.append(&b, many, None).await.expect("25,000 events");
+    assert_eq!(p.position, Position::new(25_000, 24_999));
+    let blob = "a".repeat(1 << 20);
+    let heavy: Vec<NewEvent> = (0..40)
+        .map(|i| event("Heavy", json!({"i": i, "blob": blob})))
+        .collect();
+    let p = store.append(&b, heavy.clone(), None).await.expect("40 MiB");
+    assert_eq!(p.position, Position::new(25_040, 25_039));
+    let all = read_all(&store, &b).await;
+    assert_well_formed(&all);
+    assert_eq!(all.len(), 25_040);
+    assert_eq!(
+        all[25_000..].iter().map(|e| e.event_id).collect::<Vec<_>>(),
+        heavy.iter().map(|e| e.event_id).collect::<Vec<_>>()
+    );
+    // Retrying the whole oversized batch is recognised as one stored batch.
+    let retry = store.append(&b, heavy, None).await.expect("retry");
+    assert!(retry.already_stored);
+    assert_eq!(retry.position, Position::new(25_040, 25_039));
+}
