@@ -510,3 +510,46 @@ async fn start_publishes_every_boundary_and_discovers_new_ones() -> Result<()> {
     }
     Ok(())
 }
+
+/// The same guarantees over the embedded SQLite store (whose reads run on other threads), with
+/// the publisher following appends made while it runs.
+#[tokio::test]
+async fn publishes_from_the_sqlite_store() -> Result<()> {
+    init_tracing();
+    let client = connect(&shared_nats_url()).await?;
+    let js = jetstream::new(client.clone());
+    let dir = tempfile::tempdir()?;
+    let store: Arc<dyn EventStore> = {
+        let config = orisun_sqlite::SqliteConfig::new(dir.path());
+        Arc::new(
+            tokio::task::spawn_blocking(move || orisun_sqlite::SqliteStore::open(config)).await??,
+        )
+    };
+    let boundary = unique_boundary("pub_sqlite");
+    store.create_boundary(&boundary).await?;
+    let coordination: Arc<dyn Coordination> = Arc::new(LocalCoordination::new());
+
+    append_mixed(store.as_ref(), &boundary, 0, 1_000).await?;
+    let node = Node::spawn(
+        store.clone(),
+        coordination.clone(),
+        &boundary,
+        js.clone(),
+        test_config(),
+        "node-a",
+    );
+    append_mixed(store.as_ref(), &boundary, 1_000, 1_000).await?;
+    wait_for_checkpoint(
+        coordination.as_ref(),
+        &boundary,
+        store.head(&boundary).await?,
+    )
+    .await?;
+    node.stop().await?;
+    assert_eq!(
+        assert_stream_matches_store(&js, store.as_ref(), &boundary).await?,
+        2_000
+    );
+    delete_stream(&js, &boundary).await;
+    Ok(())
+}
