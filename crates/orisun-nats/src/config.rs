@@ -1,6 +1,7 @@
 //! Configuration of the NATS integration: the connection, the limits of the per-boundary event
 //! streams (`ORISUN_NATS_EVENT_STREAM_*`) and the publishers' lease and pipeline settings.
 
+use orisun_core::BoundaryName;
 use std::time::Duration;
 
 /// Where a JetStream stream keeps its messages.
@@ -119,6 +120,9 @@ pub struct NatsConfig {
     pub discovery_interval: Duration,
     /// Name the connection shows in NATS monitoring.
     pub connection_name: String,
+    /// Boundaries never published: the server puts its admin boundary here, whose user records
+    /// must not leave the store.
+    pub excluded_boundaries: Vec<BoundaryName>,
 }
 
 impl NatsConfig {
@@ -129,6 +133,7 @@ impl NatsConfig {
             publisher: PublisherConfig::default(),
             discovery_interval: Duration::from_secs(5),
             connection_name: "orisun".to_owned(),
+            excluded_boundaries: Vec::new(),
         }
     }
 }

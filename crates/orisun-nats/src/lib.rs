@@ -155,8 +155,9 @@ pub fn jetstream(
         .build(client)
 }
 
-/// Connects to NATS and starts one [`EventPublisher`] per boundary of `store` (boundaries
-/// created later, on any node, are picked up within `config.discovery_interval`). Everything
+/// Connects to NATS and starts one [`EventPublisher`] per boundary of `store` except
+/// `config.excluded_boundaries` (boundaries created later, on any node, are picked up within
+/// `config.discovery_interval`). Everything
 /// stops when `shutdown` completes or [`NatsHandle::stop`] is called.
 ///
 /// `node_id` identifies this node in the publisher leases; it must differ between nodes.
@@ -249,7 +250,7 @@ impl Inner {
     }
 
     fn ensure_publisher(&self, boundary: BoundaryName) {
-        if *self.stop.borrow() {
+        if *self.stop.borrow() || self.config.excluded_boundaries.contains(&boundary) {
             return;
         }
         let mut publishers = self.publishers.lock();
@@ -290,7 +291,7 @@ impl NatsHandle {
     }
 
     /// Starts publishing `boundary` now (for a boundary just created on this node) instead of
-    /// at the next discovery. Does nothing if it is already published.
+    /// at the next discovery. Does nothing if it is already published or excluded.
     pub fn publish_boundary(&self, boundary: BoundaryName) {
         self.inner.ensure_publisher(boundary);
     }

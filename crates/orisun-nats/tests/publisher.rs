@@ -473,9 +473,13 @@ async fn start_publishes_every_boundary_and_discovers_new_ones() -> Result<()> {
         append_mixed(store.as_ref(), b, 0, 100).await?;
     }
     let coordination: Arc<dyn Coordination> = Arc::new(LocalCoordination::new());
+    let excluded = unique_boundary("start_x");
+    store.create_boundary(&excluded).await?;
+    append_mixed(store.as_ref(), &excluded, 0, 5).await?;
     let config = orisun_nats::NatsConfig {
         publisher: test_config(),
         discovery_interval: Duration::from_millis(100),
+        excluded_boundaries: vec![excluded.clone()],
         ..orisun_nats::NatsConfig::new(shared_nats_url())
     };
     let handle = orisun_nats::start(
@@ -494,6 +498,11 @@ async fn start_publishes_every_boundary_and_discovers_new_ones() -> Result<()> {
     append_mixed(store.as_ref(), &later, 0, 20).await?;
     wait_for_stream_len(&js, &later, 20, Duration::from_secs(20)).await?;
     assert!(handle.boundaries().contains(&later));
+    assert!(!handle.boundaries().contains(&excluded));
+    assert!(
+        js.get_stream(stream_name(&excluded)).await.is_err(),
+        "an excluded boundary gets no stream"
+    );
 
     handle.stop().await;
     let lease = coordination
