@@ -384,9 +384,9 @@ impl Auth {
         let mut refreshed = false;
         loop {
             let user = self.directory.read().by_username(username).cloned();
-            if let Some(user) = user {
-                if self.password_matches(&user, password).await {
-                    return Ok(Some(user));
+            if let Some(user) = &user {
+                if self.password_matches(user, password).await {
+                    return Ok(Some(user.clone()));
                 }
             }
             if refreshed {
@@ -397,6 +397,11 @@ impl Auth {
                 .await
                 .map_err(|e| AuthError::Unavailable(e.to_string()))?;
             if self.directory.read().cursor() == before {
+                if user.is_none() {
+                    // Spend the same work as for a wrong password, so the answer's timing
+                    // does not tell which usernames exist.
+                    password::verify_dummy_blocking(password.to_owned()).await;
+                }
                 return Ok(None);
             }
             refreshed = true;

@@ -146,13 +146,16 @@ impl Directory {
             .get(ROLES)
             .and_then(Value::as_array)
             .map(|roles| {
-                let mut parsed: Vec<Role> = roles
+                let mut parsed: Vec<Role> = Vec::with_capacity(roles.len());
+                for role in roles
                     .iter()
                     .filter_map(Value::as_str)
                     .filter_map(Role::parse)
-                    .collect();
-                parsed.sort();
-                parsed.dedup();
+                {
+                    if !parsed.contains(&role) {
+                        parsed.push(role);
+                    }
+                }
                 parsed
             })
             .unwrap_or_default();
@@ -196,7 +199,7 @@ mod tests {
         ev(
             prepare,
             json!({"eventType": USER_CREATED, "user_id": id, "name": "N", "username": username,
-                   "roles": ["ADMIN", "bogus"], "password_hash": "h0",
+                   "roles": ["OPERATIONS", "bogus", "ADMIN", "OPERATIONS"], "password_hash": "h0",
                    "created_at": "2026-01-02T03:04:05Z"}),
         )
     }
@@ -207,7 +210,11 @@ mod tests {
         assert!(d.apply(&created(0, "u1", "alice")));
         assert!(!d.apply(&created(0, "u1", "alice")), "replay ignored");
         let u = d.by_username("alice").expect("alice");
-        assert_eq!(u.roles, vec![Role::Admin]);
+        assert_eq!(
+            u.roles,
+            vec![Role::Operations, Role::Admin],
+            "stored order, known roles"
+        );
         assert_eq!(u.epoch, 0);
         assert_eq!(u.created_at.to_rfc3339(), "2026-01-02T03:04:05+00:00");
 

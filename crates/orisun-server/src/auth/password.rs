@@ -3,6 +3,7 @@
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
 use rand::RngCore;
+use std::sync::OnceLock;
 
 /// Hashes `password` with argon2id (the crate's defaults: 19 MiB, 2 passes, 1 lane, which are
 /// OWASP's recommended minimum) and a random 16-byte salt, as a PHC string.
@@ -26,11 +27,31 @@ pub fn verify(password: &str, phc: &str) -> bool {
     }
 }
 
+/// A valid hash of a random password, computed once: verifying against it costs what a real
+/// verification costs and never succeeds.
+pub fn dummy_hash() -> String {
+    static DUMMY: OnceLock<String> = OnceLock::new();
+    DUMMY
+        .get_or_init(|| {
+            let mut secret = [0u8; 24];
+            rand::rng().fill_bytes(&mut secret);
+            let password: String = secret.iter().map(|b| format!("{b:02x}")).collect();
+            hash(&password).unwrap_or_default()
+        })
+        .clone()
+}
+
 /// [`hash`] on the blocking pool.
 pub async fn hash_blocking(password: String) -> Result<String, String> {
     tokio::task::spawn_blocking(move || hash(&password))
         .await
         .map_err(|e| e.to_string())?
+}
+
+/// Verifies `password` against [`dummy_hash`] on the blocking pool, to spend the time a real
+/// verification takes when there is no user to verify against.
+pub async fn verify_dummy_blocking(password: String) {
+    let _ = tokio::task::spawn_blocking(move || verify(&password, &dummy_hash())).await;
 }
 
 /// [`verify`] on the blocking pool.
@@ -53,5 +74,7 @@ mod tests {
         assert!(!verify("s3cret!", "not a hash"));
         let h2 = hash("s3cret!").expect("hash");
         assert_ne!(h, h2, "salts differ");
+        assert!(dummy_hash().starts_with("$argon2id$"));
+        assert!(!verify("", &dummy_hash()));
     }
 }
