@@ -78,3 +78,52 @@ fn unavailable(reason: String) -> (StatusCode, Json<Value>) {
         Json(json!({"status": "unavailable", "reason": reason})),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::{to_bytes, Body};
+    use axum::http::Request;
+    use orisun_store::MemoryStore;
+    use tower::ServiceExt;
+
+    async fn get(app: Router, path: &str) -> (StatusCode, String) {
+        let response = app
+            .oneshot(Request::get(path).body(Body::empty()).expect("request"))
+            .await
+            .expect("infallible");
+        let status = response.status();
+        let body = to_bytes(response.into_body(), 1 << 16).await.expect("body");
+        (status, String::from_utf8_lossy(&body).into_owned())
+    }
+
+    #[tokio::test]
+    async fn ready_follows_start_up_and_the_store() {
+        let store = MemoryStore::new();
+        let admin = BoundaryName::new("orisun_admin").expect("valid");
+        let state = HttpState {
+            store: Arc::new(store.clone()),
+            admin_boundary: admin.clone(),
+            readiness: Readiness::default(),
+        };
+        let app = router(state.clone());
+        assert_eq!(
+            get(app.clone(), "/health").await,
+            (StatusCode::OK, r#"{"status":"ok"}"#.to_owned())
+        );
+        let (status, body) = get(app.clone(), "/ready").await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(body.contains("starting or shutting down"), "{body}");
+
+        state.readiness.set(true);
+        let (status, body) = get(app.clone(), "/ready").await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "admin boundary missing");
+        assert!(body.contains("store: "), "{body}");
+
+        store.create_boundary(&admin).await.expect("created");
+        assert_eq!(
+            get(app, "/ready").await,
+            (StatusCode::OK, r#"{"status":"ready"}"#.to_owned())
+        );
+    }
+}
