@@ -117,7 +117,11 @@ mod tests {
 
         state.readiness.set(true);
         let (status, body) = get(app.clone(), "/ready").await;
-        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "admin boundary missing");
+        assert_eq!(
+            status,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "admin boundary missing"
+        );
         assert!(body.contains("store: "), "{body}");
 
         store.create_boundary(&admin).await.expect("created");
