@@ -81,8 +81,8 @@ pub struct PublisherConfig {
     pub lease_ttl: Duration,
     /// Most publications awaiting their acknowledgement at once (the pipeline depth).
     pub max_in_flight: usize,
-    /// The checkpoint is saved at the latest after this many acknowledged events (and whenever
-    /// the pipeline drains); a crash re-publishes at most this many, which JetStream dedupes.
+    /// The checkpoint is saved at the latest after this many acknowledged events (and 100 ms
+    /// after an acknowledgement it does not cover).
     pub checkpoint_every: usize,
     /// How long a publication may wait for its acknowledgement before the publisher gives up
     /// and resumes from its checkpoint.

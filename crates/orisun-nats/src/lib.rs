@@ -45,9 +45,9 @@
 //! - A re-publication (crash between acknowledgement and checkpoint, fail-over, NATS error) is
 //!   avoided by resuming after the stream's tail, and dropped by JetStream's duplicate window
 //!   otherwise.
-//! - The checkpoint is saved after the acknowledgements it covers (at the latest every 1000
-//!   events, and 100 ms after the pipeline drains), fenced by the lease: a node that lost the
-//!   lease can neither publish for long nor move the checkpoint.
+//! - The checkpoint is saved after the acknowledgements it covers (every 1000 events, and at
+//!   most 100 ms after any acknowledgement), fenced by the lease: a node that lost the lease can
+//!   neither publish for long nor move the checkpoint.
 //! - What JetStream keeps is bounded by the stream limits (`ORISUN_NATS_EVENT_STREAM_MAX_BYTES`,
 //!   `_MAX_MSGS`, `_MAX_AGE`; oldest discarded first). The store remains the truth: a consumer
 //!   that needs older events reads them from Orisun.
