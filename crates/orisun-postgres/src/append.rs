@@ -1,7 +1,7 @@
 //! The append algorithm, shared by the group-commit writer and library mode: inside an open
 //! transaction, lock the head, check each request in order, insert the accepted ones.
 
-use crate::db::{Exec, Param};
+use crate::db::{send, Exec, Param, Sent};
 use crate::error;
 use crate::sql::{BoundarySql, NOTIFY};
 use futures::future::{try_join, try_join_all};
@@ -126,6 +126,7 @@ pub(crate) async fn append_group(
     sql: &BoundarySql,
     channel: &str,
     requests: &[&AppendRequest],
+    transaction: Transaction,
 ) -> Result<GroupOutcome, StoreError> {
     let db = |e| error::db("append", e);
     let all_ids: Vec<Uuid> = requests
@@ -146,8 +147,7 @@ pub(crate) async fn append_group(
         .map(|c| c.as_ref().map(Check::params).unwrap_or_default())
         .collect();
 
-    // Prepare first (no-op once cached), so that the statements below are sent in the order
-    // they are polled: the lock must reach the server before the reads that rely on it.
+    // Prepare first (no-op once cached), so that running a statement sends it at once.
     let lock = exec.prepare(&sql.lock_head, &[]);
     let find = exec.prepare(&sql.find_ids, &[Type::UUID_ARRAY]);
     let prepared_checks = try_join_all(checks.iter().zip(&check_params).filter_map(|(c, p)| {
@@ -160,6 +160,18 @@ pub(crate) async fn append_group(
         .await
         .map_err(db)?;
 
+    // One round trip: BEGIN, the lock, then the reads that rely on it (sent in this order, so
+    // their snapshots are taken once the lock is held).
+    let own = transaction == Transaction::Own;
+    let begin = send(async {
+        if own {
+            exec.simple("BEGIN ISOLATION LEVEL READ COMMITTED").await
+        } else {
+            Ok(())
+        }
+    })
+    .await;
+    let locked = send(exec.run(&lock, &[])).await;
     let id_param: [Param<'_>; 1] = [(&all_ids, Type::UUID_ARRAY)];
     let mut prepared_checks = prepared_checks.into_iter();
     let check_futures = check_params
@@ -169,12 +181,11 @@ pub(crate) async fn append_group(
         .filter_map(|(p, _)| prepared_checks.next().map(|s| (s, p)))
         .map(|(s, p)| async move { exec.run(&s, p).await })
         .collect::<Vec<_>>();
-    // `try_join` polls its first future first, and a first poll sends the statement.
-    let (lock_rows, (id_rows, check_rows)) = try_join(
-        exec.run(&lock, &[]),
+    let ((), lock_rows, (id_rows, check_rows)) = futures::try_join!(
+        begin.result(),
+        locked.result(),
         try_join(exec.run(&find, &id_param), try_join_all(check_futures)),
     )
-    .await
     .map_err(db)?;
 
     let lock_row = lock_rows.first().ok_or_else(|| {
@@ -205,12 +216,26 @@ pub(crate) async fn append_group(
 
     let decided = decide(requests, stored_head, &stored, &db_latest);
     if !decided.appended {
+        if own {
+            exec.simple("ROLLBACK").await.map_err(db)?;
+        }
         return Ok(decided);
     }
-    insert(exec, sql, channel, requests, &decided)
+    insert(exec, sql, channel, requests, &decided, own)
         .await
         .map_err(db)?;
     Ok(decided)
+}
+
+/// Who owns the transaction an append runs in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Transaction {
+    /// The caller opened it and will end it (library mode).
+    Caller,
+    /// The append opens it (pipelined with the first statements) and commits it (pipelined
+    /// with the inserts): two round trips per group. Rolled back when nothing is appended; on
+    /// an error the connection must be rolled back by the caller.
+    Own,
 }
 
 /// Decides each request in order (pure; no IO).
@@ -304,6 +329,7 @@ async fn insert(
     channel: &str,
     requests: &[&AppendRequest],
     decided: &GroupOutcome,
+    commit: bool,
 ) -> Result<(), tokio_postgres::Error> {
     let mut chunks: Vec<Chunk<'_>> = vec![Chunk::default()];
     for (request, outcome) in requests.iter().zip(&decided.outcomes) {
@@ -376,12 +402,30 @@ async fn insert(
     let head_params: [Param<'_>; 2] = [(&head_seq, Type::INT8), (&head_commit, Type::INT8)];
     let channel = channel.to_owned();
     let notify_params: [Param<'_>; 2] = [(&channel, Type::TEXT), (&payload, Type::TEXT)];
-    futures::try_join!(
-        try_join_all(event_params.iter().map(|p| exec.run(&insert_events, p))),
-        try_join_all(tag_params.iter().map(|p| exec.run(&insert_tags, p))),
-        exec.run(&update_head, &head_params),
-        exec.run(&notify, &notify_params),
-    )?;
+    // Every statement is sent before COMMIT, so COMMIT ends a transaction that holds them all
+    // (if one fails, PostgreSQL answers the COMMIT with a rollback and the failure is reported).
+    let mut sent = Vec::with_capacity(event_params.len() + tag_params.len() + 2);
+    for p in &event_params {
+        sent.push(send(exec.run(&insert_events, p)).await);
+    }
+    for p in &tag_params {
+        sent.push(send(exec.run(&insert_tags, p)).await);
+    }
+    sent.push(send(exec.run(&update_head, &head_params)).await);
+    sent.push(send(exec.run(&notify, &notify_params)).await);
+    let committed = send(async {
+        if commit {
+            exec.simple("COMMIT").await
+        } else {
+            Ok(())
+        }
+    })
+    .await;
+    try_join(
+        try_join_all(sent.into_iter().map(Sent::result)),
+        committed.result(),
+    )
+    .await?;
     Ok(())
 }
 

@@ -2,6 +2,9 @@
 //! connection.
 
 use deadpool_postgres::StatementCache;
+use futures::future::{maybe_done, MaybeDone};
+use std::future::Future;
+use std::pin::Pin;
 use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::{Client, Error, Row, Statement};
 
@@ -85,10 +88,41 @@ impl<'a> Exec<'a> {
         }
     }
 
+    /// Runs statements in the simple protocol (`BEGIN`, `COMMIT`, `ROLLBACK`).
+    pub(crate) async fn simple(&self, sql: &str) -> Result<(), Error> {
+        self.client.batch_execute(sql).await
+    }
+
     /// Prepares and runs a statement.
     pub(crate) async fn query(&self, sql: &str, params: &[Param<'_>]) -> Result<Vec<Row>, Error> {
         let types: Vec<Type> = params.iter().map(|(_, t)| t.clone()).collect();
         let statement = self.prepare(sql, &types).await?;
         self.run(&statement, params).await
+    }
+}
+
+/// A statement that has been sent, whose result is still to be read.
+///
+/// The driver delivers results in order through small per-statement channels, so every sent
+/// statement's result must be awaited concurrently with the others (`try_join`), never one
+/// after the other.
+pub(crate) struct Sent<F: Future>(Pin<Box<MaybeDone<F>>>);
+
+/// Polls a statement's future once. A first poll sends the statement, so statements sent later
+/// reach the server after it: PostgreSQL runs a connection's statements in the order received.
+pub(crate) async fn send<F: Future>(future: F) -> Sent<F> {
+    let mut future = Box::pin(maybe_done(future));
+    let _ = futures::poll!(future.as_mut());
+    Sent(future)
+}
+
+impl<F: Future> Sent<F> {
+    /// Waits for the statement's result.
+    pub(crate) async fn result(mut self) -> F::Output {
+        self.0.as_mut().await;
+        self.0
+            .as_mut()
+            .take_output()
+            .expect("a MaybeDone that has completed holds its output")
     }
 }

@@ -96,7 +96,8 @@ pub(crate) async fn migrate(tx: &Transaction<'_>) -> Result<(), StoreError> {
         .await
         .map_err(db)?;
     }
-    if let Some(newest) = applied.iter().max().filter(|v| **v > CATALOG.len() as i32) {
+    let known = CATALOG.last().map_or(0, |m| m.version);
+    if let Some(newest) = applied.iter().max().filter(|v| **v > known) {
         tracing::warn!(
             version = newest,
             "the catalog was migrated by a newer version of Orisun"

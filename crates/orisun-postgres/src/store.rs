@@ -1,7 +1,7 @@
 //! [`PostgresStore`]: the pool, the catalog of boundaries, one group-commit writer per boundary,
 //! and the wake-up tasks.
 
-use crate::append::{append_group, check_storable, event_size, AppendRequest};
+use crate::append::{append_group, check_storable, event_size, AppendRequest, Transaction};
 use crate::config::PostgresConfig;
 use crate::db::Exec;
 use crate::error;
@@ -188,6 +188,7 @@ impl PostgresStore {
             &open.shared.sql,
             &open.shared.channel,
             &[&request],
+            Transaction::Caller,
         )
         .await?;
         group

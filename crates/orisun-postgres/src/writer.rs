@@ -2,7 +2,7 @@
 //! request, decides and inserts them in one transaction (one lock, one fsync), then answers each
 //! caller.
 
-use crate::append::{append_group, AppendRequest, GroupOutcome};
+use crate::append::{append_group, AppendRequest, GroupOutcome, Transaction};
 use crate::db::Exec;
 use crate::error;
 use crate::sql::BoundarySql;
@@ -11,7 +11,6 @@ use orisun_core::{BoundaryName, Position};
 use orisun_store::{AppendOutcome, StoreError};
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot, watch};
-use tokio_postgres::IsolationLevel;
 
 /// Most events one group transaction takes (a single larger request still goes alone).
 pub(crate) const MAX_GROUP_EVENTS: usize = 10_000;
@@ -136,28 +135,34 @@ async fn commit(
     shared: &Shared,
     requests: &[&AppendRequest],
 ) -> Result<Vec<Result<AppendOutcome, StoreError>>, StoreError> {
-    let mut client = pool.get().await.map_err(|e| error::pool("append", e))?;
-    let tx = client
-        .build_transaction()
-        .isolation_level(IsolationLevel::ReadCommitted)
-        .start()
-        .await
-        .map_err(|e| error::db("append: begin", e))?;
-    let exec = Exec::cached(tx.client(), &tx.statement_cache);
-    let GroupOutcome {
-        outcomes,
-        head,
-        appended,
-    } = append_group(exec, &shared.sql, &shared.channel, requests).await?;
-    if appended {
-        tx.commit()
-            .await
-            .map_err(|e| error::db("append: commit", e))?;
-        shared.advance(head);
-    } else {
-        tx.rollback()
-            .await
-            .map_err(|e| error::db("append: rollback", e))?;
+    let client = pool.get().await.map_err(|e| error::pool("append", e))?;
+    let exec = Exec::cached(&client, &client.statement_cache);
+    match append_group(
+        exec,
+        &shared.sql,
+        &shared.channel,
+        requests,
+        Transaction::Own,
+    )
+    .await
+    {
+        Ok(GroupOutcome {
+            outcomes,
+            head,
+            appended,
+        }) => {
+            if appended {
+                shared.advance(head);
+            }
+            Ok(outcomes)
+        }
+        Err(e) => {
+            // The transaction may still be open (and aborted): end it before the connection
+            // goes back to the pool, or drop the connection if even that fails.
+            if exec.simple("ROLLBACK").await.is_err() {
+                drop(deadpool_postgres::Object::take(client));
+            }
+            Err(e)
+        }
     }
-    Ok(outcomes)
 }

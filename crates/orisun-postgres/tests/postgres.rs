@@ -1005,3 +1005,61 @@ async fn oversized_batches_are_split_into_several_inserts() {
     assert!(retry.already_stored);
     assert_eq!(retry.position, Position::new(25_040, 25_039));
 }
+
+/// A request whose insert fails inside the database (here: a trigger raising an error) fails
+/// alone: its group is retried request by request, nothing partial is stored, and the pooled
+/// connections are left usable (no open or aborted transaction).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_request_failing_in_the_database_fails_alone() {
+    let db = TestDb::create().await;
+    let store = db.store().await;
+    let b = boundary("poison");
+    store.create_boundary(&b).await.expect("create");
+    db.client()
+        .await
+        .batch_execute(
+            "CREATE FUNCTION refuse_poison() RETURNS trigger LANGUAGE plpgsql AS $$ \
+             BEGIN IF NEW.event_type = 'Poison' THEN RAISE EXCEPTION 'poison refused'; END IF; \
+             RETURN NEW; END $$; \
+             CREATE TRIGGER refuse_poison BEFORE INSERT ON public.poison_orisun_es_event \
+             FOR EACH ROW EXECUTE FUNCTION refuse_poison();",
+        )
+        .await
+        .expect("trigger");
+    for round in 0..3 {
+        let results = join_all((0..24).map(|i| {
+            let (store, b) = (store.clone(), b.clone());
+            async move {
+                let ty = if i == 5 { "Poison" } else { "Fine" };
+                let batch = vec![event(ty, json!({"i": i})), event("Fine", json!({"i": i}))];
+                store.append(&b, batch, None).await
+            }
+        }))
+        .await;
+        for (i, r) in results.iter().enumerate() {
+            if i == 5 {
+                assert!(
+                    matches!(r, Err(StoreError::Internal { reason }) if reason.contains("poison refused")),
+                    "{r:?}"
+                );
+            } else {
+                assert!(r.is_ok(), "round {round}, request {i}: {r:?}");
+            }
+        }
+    }
+    let all = read_all(&store, &b).await;
+    assert_well_formed(&all);
+    assert_eq!(all.len(), 3 * 23 * 2);
+    assert!(all.iter().all(|e| e.event_type == "Fine"));
+    let client = db.client().await;
+    let stuck: i64 = client
+        .query_one(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
+             AND state LIKE 'idle in transaction%'",
+            &[],
+        )
+        .await
+        .expect("activity")
+        .get(0);
+    assert_eq!(stuck, 0, "no pooled connection left inside a transaction");
+}
