@@ -204,23 +204,41 @@ async fn scenarios(
     };
     let mut alive = || server.as_mut().map_or(Ok(()), |s| s.check_alive());
     for &clients in &plan.clients {
-        record(report, bench.single_saves(clients, false).await?);
-        record(report, bench.single_saves(clients, true).await?);
+        if plan.wants(&format!("single_uncond_c{clients}")) {
+            record(report, bench.single_saves(clients, false).await?);
+        }
+        if plan.wants(&format!("single_cond_c{clients}")) {
+            record(report, bench.single_saves(clients, true).await?);
+        }
         alive()?;
     }
     for &size in &plan.batch_sizes {
-        record(report, bench.batches(size).await?);
+        if plan.wants(&format!("batch_{size}")) {
+            record(report, bench.batches(size).await?);
+            alive()?;
+        }
+    }
+    if plan.wants_preload() {
+        record(report, bench.preload().await?);
+    }
+    if plan.wants("big_uncond") {
+        record(report, bench.big_saves(false).await?);
+    }
+    if plan.wants("big_cond") {
+        record(report, bench.big_saves(true).await?);
+    }
+    alive()?;
+    if plan.wants("get_events") {
+        record(report, bench.get_events().await?);
+    }
+    if plan.wants("catch_up") {
+        record(report, bench.catch_up().await?);
+    }
+    alive()?;
+    if plan.wants("commit_to_subscriber") {
+        record(report, bench.commit_to_subscriber().await?);
         alive()?;
     }
-    record(report, bench.preload().await?);
-    record(report, bench.big_saves(false).await?);
-    record(report, bench.big_saves(true).await?);
-    alive()?;
-    record(report, bench.get_events().await?);
-    record(report, bench.catch_up().await?);
-    alive()?;
-    record(report, bench.commit_to_subscriber().await?);
-    alive()?;
     Ok(())
 }
 
@@ -234,26 +252,46 @@ async fn baseline(
     let label = format!("{}/raw", backend.name());
     let (raw, settings) = Raw::setup(pg, db).await?;
     report.pg_settings = Some(settings);
-    for &clients in &plan.clients {
-        report
-            .baselines
-            .push(raw.single(&label, clients, plan.duration, false).await?);
+    let ran = |prefix: &str| report.scenarios.iter().any(|s| s.id.starts_with(prefix));
+    let singles: Vec<usize> = plan
+        .clients
+        .iter()
+        .copied()
+        .filter(|c| ran(&format!("single_uncond_c{c}")) || ran(&format!("single_cond_c{c}")))
+        .collect();
+    let batches: Vec<usize> = plan
+        .batch_sizes
+        .iter()
+        .copied()
+        .filter(|b| ran(&format!("batch_{b}")))
+        .collect();
+    let (big_saves, reads, preload) = (
+        ran("big_"),
+        ran("get_events") || ran("catch_up"),
+        ran("preload"),
+    );
+    let mut measured = Vec::new();
+    for clients in singles {
+        measured.push(raw.single(&label, clients, plan.duration, false).await?);
     }
-    for &size in &plan.batch_sizes {
-        report.baselines.push(
+    for size in batches {
+        measured.push(
             raw.batch(&label, size, plan.duration, plan.min_batches)
                 .await?,
         );
     }
-    report.baselines.push(
-        raw.preload(&label, plan.preload, plan.preload_batch)
-            .await?,
-    );
-    report
-        .baselines
-        .push(raw.single(&label, 1, plan.duration, true).await?);
-    report
-        .baselines
-        .push(raw.paged_read(&label, plan.preload, plan.page_size).await?);
+    if preload {
+        measured.push(
+            raw.preload(&label, plan.preload, plan.preload_batch)
+                .await?,
+        );
+        if big_saves {
+            measured.push(raw.single(&label, 1, plan.duration, true).await?);
+        }
+        if reads {
+            measured.push(raw.paged_read(&label, plan.preload, plan.page_size).await?);
+        }
+    }
+    report.baselines = measured;
     Ok(())
 }

@@ -57,6 +57,11 @@ pub struct BenchOptions {
     #[arg(long)]
     pub preload: Option<u64>,
 
+    /// Run only the scenarios whose id starts with one of these (e.g. `batch,single_uncond`);
+    /// the preload and the raw baselines they need run too.
+    #[arg(long, value_delimiter = ',')]
+    pub only: Option<Vec<String>>,
+
     /// The `orisun` executable to start as `<bin> serve`. Default: this executable.
     #[arg(long)]
     pub server_bin: Option<PathBuf>,
@@ -157,6 +162,8 @@ pub struct Plan {
     pub page_size: u32,
     /// Rate of the commit-to-subscriber writer, in events per second.
     pub latency_rate: u32,
+    /// Prefixes of the scenario ids to run (empty: all).
+    pub only: Vec<String>,
 }
 
 impl Plan {
@@ -174,6 +181,13 @@ impl Plan {
                 "--clients must list numbers between 1 and 1024"
             );
             plan.clients = clients.clone();
+        }
+        if let Some(only) = &options.only {
+            plan.only = only
+                .iter()
+                .map(|p| p.trim().to_owned())
+                .filter(|p| !p.is_empty())
+                .collect();
         }
         if let Some(n) = options.preload {
             anyhow::ensure!(n > 0, "--preload must be positive");
@@ -205,7 +219,26 @@ impl Plan {
             preload_batch: 10_000,
             page_size: 1_000,
             latency_rate: 1_000,
+            only: Vec::new(),
         }
+    }
+
+    /// Returns whether scenario `id` is to run (`--only`).
+    pub fn wants(&self, id: &str) -> bool {
+        self.only.is_empty() || self.only.iter().any(|p| id.starts_with(p.as_str()))
+    }
+
+    /// Returns whether any scenario on the preloaded boundary is to run.
+    pub fn wants_preload(&self) -> bool {
+        [
+            "preload",
+            "big_uncond",
+            "big_cond",
+            "get_events",
+            "catch_up",
+        ]
+        .iter()
+        .any(|id| self.wants(id))
     }
 
     /// Returns the most clients any scenario uses at once.
@@ -302,6 +335,11 @@ mod tests {
         assert!(parse(&["--duration", "5y"]).is_err());
         // --server-pid only makes sense with --addr.
         assert!(parse(&["--server-pid", "1"]).is_err());
+        let o = parse(&["--only", "batch,single_uncond"]).expect("parses");
+        let plan = Plan::from_options(&o).expect("plan");
+        assert!(plan.wants("batch_1000") && plan.wants("single_uncond_c64"));
+        assert!(!plan.wants("single_cond_c1") && !plan.wants_preload());
+        assert!(Plan::for_scale(Scale::Quick).wants("catch_up"));
         let o = parse(&["--clients", "0"]).expect("parses");
         assert!(Plan::from_options(&o).is_err());
     }
