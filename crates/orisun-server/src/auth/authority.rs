@@ -6,7 +6,7 @@ use super::events::{
     PASSWORD_HASH, ROLES, USERNAME, USER_CREATED, USER_DELETED, USER_ID, USER_PASSWORD_CHANGED,
 };
 use super::password;
-use super::token::{self, Claims, TokenError, TokenKey};
+use super::token::{self, Claims, Clock, TokenError, TokenKey};
 use super::{AuthConfig, Caller, Role, DEFAULT_ADMIN_PASSWORD};
 use anyhow::Context as _;
 use chrono::{DateTime, SubsecRound, Utc};
@@ -21,8 +21,9 @@ use serde_json::json;
 use sha2::Sha256;
 use std::collections::HashMap;
 use std::sync::{Arc, Weak};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 use tonic::Status;
 use uuid::Uuid;
 
@@ -142,6 +143,7 @@ pub struct Auth {
     refresh_lock: tokio::sync::Mutex<()>,
     verified: Mutex<HashMap<String, Verified>>,
     cache_salt: [u8; 32],
+    clock: Clock,
     follower: Mutex<Option<JoinHandle<()>>>,
 }
 
@@ -171,6 +173,7 @@ impl Auth {
             refresh_lock: tokio::sync::Mutex::new(()),
             verified: Mutex::new(HashMap::new()),
             cache_salt,
+            clock: Clock::start(),
             follower: Mutex::new(None),
         });
         auth.refresh().await.context("loading users")?;
@@ -323,7 +326,7 @@ impl Auth {
             .key()
             .cloned()
             .ok_or_else(|| AuthError::Unavailable("no token key loaded".into()))?;
-        let claims = token::verify(&key, token, token::now_ms()).map_err(|e| match e {
+        let claims = token::verify(&key, token, self.clock.now_ms()).map_err(|e| match e {
             TokenError::Invalid => AuthError::InvalidCredentials,
             TokenError::Expired => AuthError::Expired,
         })?;
@@ -368,7 +371,7 @@ impl Auth {
         let claims = Claims {
             user_id: user.user_id.clone(),
             epoch: user.epoch,
-            expires_ms: token::now_ms().saturating_add(ttl),
+            expires_ms: self.clock.now_ms().saturating_add(ttl),
         };
         Ok(token::sign(&key, &claims))
     }
@@ -908,6 +911,50 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         assert!(b.directory.read().was_deleted(&max.user_id));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn tokens_expire_after_the_ttl() {
+        let store: Arc<dyn EventStore> = Arc::new(MemoryStore::new());
+        let mut cfg = config();
+        cfg.token_ttl = Duration::from_secs(60);
+        let auth = Auth::start(store, cfg).await.expect("auth starts");
+        let (admin, token) = auth
+            .authenticate_basic("admin", "bootstrap-pass")
+            .await
+            .expect("admin");
+        tokio::time::advance(Duration::from_millis(59_900)).await;
+        assert_eq!(auth.authenticate_token(&token).await, Ok(admin));
+        tokio::time::advance(Duration::from_millis(200)).await;
+        assert_eq!(
+            auth.authenticate_token(&token).await,
+            Err(AuthError::Expired)
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn cached_verifications_are_brief() {
+        let store: Arc<dyn EventStore> = Arc::new(MemoryStore::new());
+        let auth = start(&store).await;
+        auth.authenticate_basic("admin", "bootstrap-pass")
+            .await
+            .expect("admin");
+        let first = auth.verified.lock().get("admin").map(|v| v.at);
+        tokio::time::advance(VERIFY_CACHE_TTL / 2).await;
+        auth.authenticate_basic("admin", "bootstrap-pass")
+            .await
+            .expect("admin");
+        assert_eq!(
+            auth.verified.lock().get("admin").map(|v| v.at),
+            first,
+            "served from the cache"
+        );
+        tokio::time::advance(VERIFY_CACHE_TTL).await;
+        auth.authenticate_basic("admin", "bootstrap-pass")
+            .await
+            .expect("admin");
+        let again = auth.verified.lock().get("admin").map(|v| v.at);
+        assert!(again > first, "verified again after the cache time");
     }
 
     #[tokio::test]

@@ -1,8 +1,9 @@
 //! Signed, expiring session tokens: `v1.<payload>.<mac>`.
 //!
 //! The payload is base64url (no padding) JSON `{"u": user_id, "e": password_epoch, "x":
-//! expiry_unix_ms}`; the MAC is HMAC-SHA256 over `v1.<payload>` under the cluster's key. The
-//! clock is wall time (tokens travel between nodes), so verification takes `now` explicitly.
+//! expiry_unix_ms}`; the MAC is HMAC-SHA256 over `v1.<payload>` under the cluster's key. Expiry
+//! is wall time (tokens travel between nodes); verification takes `now` explicitly, and the
+//! server reads it from a [`Clock`].
 
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
@@ -107,9 +108,29 @@ pub fn verify(key: &TokenKey, token: &str, now_ms: i64) -> Result<Claims, TokenE
     Ok(claims)
 }
 
-/// The current wall time in Unix milliseconds.
-pub fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
+/// The clock tokens are issued and checked with: wall time in Unix milliseconds, read once at
+/// start and then advanced by the monotonic clock of the runtime. It does not jump when the
+/// system clock is stepped, and it follows `tokio::time::pause`/`advance` in tests.
+#[derive(Debug, Clone, Copy)]
+pub struct Clock {
+    wall_ms: i64,
+    started: tokio::time::Instant,
+}
+
+impl Clock {
+    /// A clock anchored at the current wall time.
+    pub fn start() -> Self {
+        Self {
+            wall_ms: chrono::Utc::now().timestamp_millis(),
+            started: tokio::time::Instant::now(),
+        }
+    }
+
+    /// The current time in Unix milliseconds.
+    pub fn now_ms(&self) -> i64 {
+        let elapsed = i64::try_from(self.started.elapsed().as_millis()).unwrap_or(i64::MAX);
+        self.wall_ms.saturating_add(elapsed)
+    }
 }
 
 #[cfg(test)]
