@@ -198,6 +198,36 @@ async fn startup_boundaries_and_probes(backend: Backend) {
             "{expected} in {names:?}"
         );
     }
+    // ORISUN_PG_SCHEMAS places boundaries (the test servers map orisun_admin to schema admin);
+    // elsewhere a boundary's namespace is its name.
+    let placement = |name: &str| {
+        let mut admin = admin.clone();
+        let name = name.to_owned();
+        async move {
+            admin
+                .get_boundary(pb::GetBoundaryRequest { name })
+                .await
+                .expect("get boundary")
+                .into_inner()
+                .boundary
+                .and_then(|b| b.placement)
+                .expect("placement")
+        }
+    };
+    let admin_placement = placement("orisun_admin").await;
+    let payments_placement = placement("payments").await;
+    match backend {
+        Backend::Postgres => {
+            assert_eq!(admin_placement.backend, "postgres");
+            assert_eq!(admin_placement.namespace, "admin");
+            assert_eq!(payments_placement.namespace, "public");
+        }
+        Backend::Sqlite => {
+            assert_eq!(admin_placement.backend, "sqlite");
+            assert_eq!(payments_placement.namespace, "payments");
+        }
+        Backend::Memory => assert_eq!(admin_placement.backend, "memory"),
+    }
     let (status, _) = http_get(server.http, "/ready").await.expect("GET /ready");
     assert_eq!(status, 200);
     server.stop().await.expect("clean stop");
