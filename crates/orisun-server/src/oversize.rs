@@ -1,18 +1,26 @@
-//! Reports an oversize request as `RESOURCE_EXHAUSTED`, as gRPC-Go (and so Go Orisun) does.
+//! Reports an oversize message as `RESOURCE_EXHAUSTED`, as gRPC-Go (and so Go Orisun) does.
 //!
-//! tonic rejects a message larger than the service's maximum decoding size with `OUT_OF_RANGE`
-//! ("Error, decoded message length too large: ..."). Clients of Go Orisun expect
-//! `RESOURCE_EXHAUSTED`, so this layer rewrites that one status (always sent in the response
-//! headers, as a trailers-only response) and leaves every other response untouched.
+//! tonic rejects a request larger than the service's maximum decoding size, and a response
+//! larger than its maximum encoding size, with `OUT_OF_RANGE` ("Error, decoded/encoded message
+//! length too large: ..."). Clients of Go Orisun expect `RESOURCE_EXHAUSTED`, so this layer
+//! rewrites exactly those statuses, whether they travel in the response headers (a rejected
+//! request: trailers-only response) or in the trailers (a response that grew too large), and
+//! leaves everything else untouched.
 
 use futures::future::{MapOk, TryFutureExt};
+use http_body::{Body, Frame, SizeHint};
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use tonic::codegen::http::{HeaderMap, HeaderValue, Request, Response};
 use tower::{Layer, Service};
 
 const OUT_OF_RANGE: &str = "11";
 const RESOURCE_EXHAUSTED: &str = "8";
-/// The start of tonic's message, as sent percent-encoded in `grpc-message`.
-const TONIC_TOO_LARGE: &str = "Error, decoded message length too large";
+/// The starts of tonic's messages, as sent percent-encoded in `grpc-message`.
+const TONIC_TOO_LARGE: [&str; 2] = [
+    "Error, decoded message length too large",
+    "Error, encoded message length too large",
+];
 
 /// The layer; see the module documentation.
 #[derive(Debug, Clone, Copy, Default)]
@@ -36,9 +44,9 @@ impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for Oversize<S>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>>,
 {
-    type Response = Response<ResBody>;
+    type Response = Response<OversizeBody<ResBody>>;
     type Error = S::Error;
-    type Future = MapOk<S::Future, fn(Response<ResBody>) -> Response<ResBody>>;
+    type Future = MapOk<S::Future, fn(Response<ResBody>) -> Response<OversizeBody<ResBody>>>;
 
     fn poll_ready(
         &mut self,
@@ -52,9 +60,47 @@ where
     }
 }
 
-fn rewrite<B>(mut response: Response<B>) -> Response<B> {
+fn rewrite<B>(mut response: Response<B>) -> Response<OversizeBody<B>> {
     rewrite_headers(response.headers_mut());
-    response
+    response.map(|inner| OversizeBody { inner })
+}
+
+/// A response body whose trailers get the same rewrite as the headers.
+#[derive(Debug)]
+pub struct OversizeBody<B> {
+    inner: B,
+}
+
+impl<B> Body for OversizeBody<B>
+where
+    B: Body + Unpin,
+{
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        Pin::new(&mut self.inner).poll_frame(cx).map(|frame| {
+            frame.map(|frame| {
+                frame.map(|mut frame| {
+                    if let Some(trailers) = frame.trailers_mut() {
+                        rewrite_headers(trailers);
+                    }
+                    frame
+                })
+            })
+        })
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
 }
 
 fn rewrite_headers(headers: &mut HeaderMap) {
@@ -64,9 +110,10 @@ fn rewrite_headers(headers: &mut HeaderMap) {
     if !is_out_of_range {
         return;
     }
-    let too_large = headers
-        .get("grpc-message")
-        .is_some_and(|v| percent_decode(v.as_bytes()).starts_with(TONIC_TOO_LARGE));
+    let too_large = headers.get("grpc-message").is_some_and(|v| {
+        let message = percent_decode(v.as_bytes());
+        TONIC_TOO_LARGE.iter().any(|p| message.starts_with(p))
+    });
     if too_large {
         headers.insert("grpc-status", HeaderValue::from_static(RESOURCE_EXHAUSTED));
     }

@@ -180,6 +180,40 @@ async fn oversize_request_is_resource_exhausted_and_changes_nothing() {
     server.stop().await.expect("clean stop");
 }
 
+#[tokio::test]
+async fn oversize_response_is_resource_exhausted() {
+    let server =
+        TestServer::start_with(Backend::Memory, &["--grpc-max-send-message-size", "4096"]).await;
+    let mut c = server.client().await;
+    for i in 0..3 {
+        c.save_events(pb::SaveEventsRequest {
+            boundary: "orders".into(),
+            query: None,
+            events: vec![event(
+                "Big",
+                json!({ "i": i, "payload": "z".repeat(2_000) }),
+            )],
+        })
+        .await
+        .expect("each save is small enough");
+    }
+    let read = |count: u32| pb::GetEventsRequest {
+        boundary: "orders".into(),
+        count,
+        ..Default::default()
+    };
+    c.get_events(read(1)).await.expect("one event fits");
+    let err = c.get_events(read(3)).await.expect_err("three do not");
+    assert_eq!(err.code(), Code::ResourceExhausted, "{err:?}");
+    assert!(
+        err.message()
+            .starts_with("Error, encoded message length too large"),
+        "{}",
+        err.message()
+    );
+    server.stop().await.expect("clean stop");
+}
+
 async fn startup_boundaries_and_probes(backend: Backend) {
     let server = TestServer::start(backend).await;
     let mut admin = server.admin().await;
