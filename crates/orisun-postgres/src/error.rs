@@ -30,13 +30,34 @@ pub(crate) fn pool(context: &str, error: deadpool_postgres::PoolError) -> StoreE
 }
 
 /// Chooses the variant: transient conditions (lost connection, shutdown, serialization
-/// failures, lack of resources) are `Unavailable`, so a caller may retry; anything else is a bug
-/// or a broken invariant and is `Internal`.
+/// failures, lack of resources) are `Unavailable`, so a caller may retry; a stored event id
+/// (unique violation on the event id) is `DuplicateEvents`; data the database refuses (data
+/// exceptions, values over its size limits) is `Invalid`; anything else is a bug or a broken
+/// invariant and is `Internal`.
 fn classify(error: &tokio_postgres::Error) -> StoreError {
     let Some(code) = error.code() else {
         // No SQLSTATE: the connection broke, or the server could not be reached.
         return StoreError::unavailable(error);
     };
+    if let Some(db) = error.as_db_error() {
+        if *code == SqlState::UNIQUE_VIOLATION
+            && db
+                .constraint()
+                .is_some_and(|c| c.ends_with("_orisun_es_event_id_key"))
+        {
+            // Detail: `Key (event_id)=(<uuid>) already exists.`
+            let id = db
+                .detail()
+                .and_then(|d| d.split_once("=(")?.1.split_once(')'))
+                .and_then(|(id, _)| uuid::Uuid::parse_str(id).ok());
+            return StoreError::DuplicateEvents {
+                event_ids: id.into_iter().collect(),
+            };
+        }
+        if code.code().starts_with("22") || *code == SqlState::PROGRAM_LIMIT_EXCEEDED {
+            return StoreError::invalid("events", db.message());
+        }
+    }
     let text = code.code();
     let transient = error.is_closed()
         || text.starts_with("08") // connection exception

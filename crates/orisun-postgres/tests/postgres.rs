@@ -1020,6 +1020,8 @@ async fn a_request_failing_in_the_database_fails_alone() {
         .batch_execute(
             "CREATE FUNCTION refuse_poison() RETURNS trigger LANGUAGE plpgsql AS $$ \
              BEGIN IF NEW.event_type = 'Poison' THEN RAISE EXCEPTION 'poison refused'; END IF; \
+             IF NEW.event_type = 'BadData' THEN \
+             RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = 'bad data refused'; END IF; \
              RETURN NEW; END $$; \
              CREATE TRIGGER refuse_poison BEFORE INSERT ON public.poison_orisun_es_event \
              FOR EACH ROW EXECUTE FUNCTION refuse_poison();",
@@ -1030,7 +1032,11 @@ async fn a_request_failing_in_the_database_fails_alone() {
         let results = join_all((0..24).map(|i| {
             let (store, b) = (store.clone(), b.clone());
             async move {
-                let ty = if i == 5 { "Poison" } else { "Fine" };
+                let ty = match i {
+                    5 => "Poison",
+                    9 => "BadData",
+                    _ => "Fine",
+                };
                 let batch = vec![event(ty, json!({"i": i})), event("Fine", json!({"i": i}))];
                 store.append(&b, batch, None).await
             }
@@ -1042,6 +1048,12 @@ async fn a_request_failing_in_the_database_fails_alone() {
                     matches!(r, Err(StoreError::Internal { reason }) if reason.contains("poison refused")),
                     "{r:?}"
                 );
+            } else if i == 9 {
+                // A data exception is the request's fault: an invalid argument.
+                assert!(
+                    matches!(r, Err(StoreError::Invalid(e)) if e.reason == "bad data refused"),
+                    "{r:?}"
+                );
             } else {
                 assert!(r.is_ok(), "round {round}, request {i}: {r:?}");
             }
@@ -1049,7 +1061,7 @@ async fn a_request_failing_in_the_database_fails_alone() {
     }
     let all = read_all(&store, &b).await;
     assert_well_formed(&all);
-    assert_eq!(all.len(), 3 * 23 * 2);
+    assert_eq!(all.len(), 3 * 22 * 2);
     assert!(all.iter().all(|e| e.event_type == "Fine"));
     let client = db.client().await;
     let stuck: i64 = client
