@@ -158,7 +158,9 @@ pub async fn serve_with_backend(
             .max_concurrent_streams(config.grpc_max_concurrent_streams)
             .initial_stream_window_size(config.grpc_initial_window_size)
             .initial_connection_window_size(config.grpc_initial_conn_window_size)
-            .http2_keepalive_timeout(Some(config.grpc_keep_alive_timeout));
+            .http2_keepalive_timeout(Some(config.grpc_keep_alive_timeout))
+            // One span per call, so every log line of a handler names its RPC.
+            .trace_fn(|request| tracing::debug_span!("rpc", path = %request.uri().path()));
         if !config.grpc_keep_alive_time.is_zero() {
             builder = builder.http2_keepalive_interval(Some(config.grpc_keep_alive_time));
         }
