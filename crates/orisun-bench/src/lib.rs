@@ -252,7 +252,7 @@ async fn baseline(
     let label = format!("{}/raw", backend.name());
     let (raw, settings) = Raw::setup(pg, db).await?;
     report.pg_settings = Some(settings);
-    let ran = |prefix: &str| report.scenarios.iter().any(|s| s.id.starts_with(prefix));
+    let ran = |id: &str| report.scenarios.iter().any(|s| s.id == id);
     let singles: Vec<usize> = plan
         .clients
         .iter()
@@ -266,7 +266,7 @@ async fn baseline(
         .filter(|b| ran(&format!("batch_{b}")))
         .collect();
     let (big_saves, reads, preload) = (
-        ran("big_"),
+        ran("big_uncond") || ran("big_cond"),
         ran("get_events") || ran("catch_up"),
         ran("preload"),
     );
