@@ -25,6 +25,7 @@ per_backend!(
     indexes,
     index_rejections_change_nothing,
     admin_boundary_is_redacted_and_protected,
+    concurrent_conflicting_commands,
 );
 
 fn save(boundary: &str, events: Vec<pb::EventToSave>) -> pb::SaveEventsRequest {
@@ -943,5 +944,61 @@ async fn admin_boundary_is_redacted_and_protected(backend: Backend) {
         .expect_err("forged user");
     assert_eq!(err.code(), Code::PermissionDenied);
     assert_eq!(read_all(&mut c, "orisun_admin").await.len(), before);
+    server.stop().await.expect("clean stop");
+}
+
+async fn concurrent_conflicting_commands(backend: Backend) {
+    let server = TestServer::start(backend).await;
+    let mut c = server.client().await;
+    let account = vec![criterion(&[("accountId", "acc")])];
+    c.save_events(save(
+        "payments",
+        vec![event(
+            "Deposited",
+            json!({"accountId": "acc", "amount": 100}),
+        )],
+    ))
+    .await
+    .expect("seed");
+    let context = c
+        .get_latest_by_criteria(pb::GetLatestByCriteriaRequest {
+            boundary: "payments".into(),
+            criteria: account.clone(),
+        })
+        .await
+        .expect("latest")
+        .into_inner()
+        .context_position;
+    // Eight commands decided on the same context race to withdraw the whole balance.
+    let mut racers = Vec::new();
+    for i in 0..8 {
+        let mut client = server.client().await;
+        let request = conditional(
+            "payments",
+            vec![event(
+                "Withdrawn",
+                json!({"accountId": "acc", "amount": 100, "by": i}),
+            )],
+            context,
+            account.clone(),
+        );
+        racers.push(tokio::spawn(
+            async move { client.save_events(request).await },
+        ));
+    }
+    let mut won = 0;
+    for racer in racers {
+        match racer.await.expect("joined") {
+            Ok(_) => won += 1,
+            Err(status) => assert_eq!(status.code(), Code::AlreadyExists, "{status:?}"),
+        }
+    }
+    assert_eq!(won, 1, "exactly one command may act on a context");
+    let withdrawals = read_all(&mut c, "payments")
+        .await
+        .into_iter()
+        .filter(|e| e.event_type == "Withdrawn")
+        .count();
+    assert_eq!(withdrawals, 1);
     server.stop().await.expect("clean stop");
 }
