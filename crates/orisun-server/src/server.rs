@@ -198,6 +198,8 @@ pub async fn serve_with_backend(
         Err(e) => {
             trigger.trigger();
             let _ = http_task.await;
+            drop(store);
+            release(backend, config.shutdown_timeout).await;
             return Err(e);
         }
     };
