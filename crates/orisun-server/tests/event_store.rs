@@ -241,6 +241,16 @@ async fn save_rejections_change_nothing(backend: Backend) {
             "OptimisticConcurrencyException:StreamVersionConflict: Expected (-1, -1), Actual (1, 0)"
                 .into(),
         ),
+        (
+            conditional(
+                "orders",
+                vec![event("T", json!({}))],
+                Some(pos(9, 8)),
+                vec![criterion(&[("k", "v")])],
+            ),
+            Code::InvalidArgument,
+            "query.expected_position: (9, 8) is after the boundary's head (1, 0)".into(),
+        ),
     ];
     for (request, code, message) in cases {
         let result = c.save_events(request).await;
