@@ -239,5 +239,30 @@ async fn run(config: PostgresConfig) -> anyhow::Result<()> {
         rounds * 1000,
         start.elapsed(),
     );
+
+    let start = Instant::now();
+    for _ in 0..rounds {
+        use tokio_postgres::binary_copy::BinaryCopyInWriter;
+        use tokio_postgres::types::{ToSql, Type};
+        let sink = client
+            .copy_in("COPY raw (event_id, event_type, data, metadata) FROM STDIN BINARY")
+            .await?;
+        let writer =
+            BinaryCopyInWriter::new(sink, &[Type::UUID, Type::TEXT, Type::JSONB, Type::JSONB]);
+        futures::pin_mut!(writer);
+        for i in 0..1000 {
+            let e = event(json!({"i": i, "group": i % 10}));
+            let data = Value::Object(e.data);
+            let meta = Value::Object(e.metadata);
+            let row: [&(dyn ToSql + Sync); 4] = [&e.event_id, &e.event_type, &data, &meta];
+            writer.as_mut().write(&row).await?;
+        }
+        writer.finish().await?;
+    }
+    report(
+        "raw 1000-row binary COPY, 1 task",
+        rounds * 1000,
+        start.elapsed(),
+    );
     Ok(())
 }

@@ -24,11 +24,18 @@ struct Migration {
 }
 
 /// Changes to the catalog, in order.
-const CATALOG: &[Migration] = &[Migration {
-    version: 1,
-    name: "catalog",
-    sql: include_str!("../migrations/0001_catalog.sql"),
-}];
+const CATALOG: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "catalog",
+        sql: include_str!("../migrations/0001_catalog.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "coordination",
+        sql: include_str!("../migrations/0002_coordination.sql"),
+    },
+];
 
 /// Changes to each boundary's tables, in order; templates rendered by [`ObjectNames::render`].
 const BOUNDARY: &[Migration] = &[Migration {
