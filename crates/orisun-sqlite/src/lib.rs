@@ -14,6 +14,9 @@
 //! store: a second store on it would run a second writer whose appends the first store's
 //! subscribers would never be woken for.
 //!
+//! [`COORDINATION_FILE`] holds the checkpoints of [`SqliteStore::coordination`] (its leases are
+//! in memory: with the directory locked, every contender is in this process).
+//!
 //! # Schema
 //!
 //! `events(seq INTEGER PRIMARY KEY, commit_pos, event_id UNIQUE, event_type, data, metadata,
@@ -68,6 +71,7 @@
 //!   SQLite's planner, which cannot know which tag is selective and would walk the longer list.
 
 mod config;
+mod coordination;
 mod error;
 mod pool;
 mod schema;
@@ -76,4 +80,5 @@ mod store;
 mod writer;
 
 pub use config::{SqliteConfig, Synchronous};
+pub use coordination::{SqliteCoordination, COORDINATION_FILE};
 pub use store::{SqliteStore, LOCK_FILE};

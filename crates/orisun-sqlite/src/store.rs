@@ -1,5 +1,6 @@
 //! [`SqliteStore`]: the registry of boundaries and the [`EventStore`] implementation.
 
+use crate::coordination::SqliteCoordination;
 use crate::error::db_error;
 use crate::pool::ReadPool;
 use crate::schema::{self, SchemaError};
@@ -8,7 +9,7 @@ use crate::{sql, SqliteConfig, Synchronous};
 use async_trait::async_trait;
 use orisun_core::{AppendCondition, BoundaryName, Criterion, NewEvent, Position, ReadRequest};
 use orisun_store::rules::{validate_batch, validate_criteria};
-use orisun_store::{AppendOutcome, EventStore, LatestByCriteria, StoreError};
+use orisun_store::{AppendOutcome, Coordination, EventStore, LatestByCriteria, StoreError};
 use parking_lot::RwLock;
 use std::collections::BTreeMap;
 use std::fmt;
@@ -40,6 +41,8 @@ struct Inner {
     /// Held (locked) for the store's life: a second store on the same directory, in this process
     /// or another, would have writers whose appends this store's subscribers never hear of.
     _lock: File,
+    /// Leases and durable checkpoints for the singletons running on this store.
+    coordination: Arc<SqliteCoordination>,
 }
 
 /// One open boundary.
@@ -75,6 +78,7 @@ impl SqliteStore {
             let boundary = open_boundary(&config, &name, false)?;
             boundaries.insert(name, Arc::new(boundary));
         }
+        let coordination = Arc::new(SqliteCoordination::open(&config.dir, config.synchronous)?);
         tracing::info!(
             dir = %config.dir.display(),
             boundaries = boundaries.len(),
@@ -87,6 +91,7 @@ impl SqliteStore {
                 boundaries: RwLock::new(boundaries),
                 creating: tokio::sync::Mutex::new(()),
                 _lock: lock,
+                coordination,
             }),
         })
     }
@@ -94,6 +99,12 @@ impl SqliteStore {
     /// Returns the configuration the store was opened with.
     pub fn config(&self) -> &SqliteConfig {
         &self.inner.config
+    }
+
+    /// Returns the coordination of this store: leases in memory (the data directory belongs to
+    /// one process), checkpoints durable in [`crate::COORDINATION_FILE`].
+    pub fn coordination(&self) -> Arc<dyn Coordination> {
+        self.inner.coordination.clone()
     }
 
     fn boundary(&self, name: &BoundaryName) -> Result<Arc<Boundary>, StoreError> {

@@ -82,6 +82,13 @@ impl LocalCoordination {
         }
     }
 
+    /// Returns whether `lease` is still the current, unexpired holder of its name (what a
+    /// fenced write checks). A durable backend that keeps its checkpoints itself checks its
+    /// fence with this.
+    pub fn holds_lease(&self, lease: &Lease) -> bool {
+        Self::holds(&self.state.lock(), lease)
+    }
+
     fn holds(state: &LocalState, lease: &Lease) -> bool {
         state
             .leases
