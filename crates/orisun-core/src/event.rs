@@ -39,6 +39,15 @@ impl NewEvent {
         if event_type.is_empty() {
             return Err(Invalid::new("event_type", "must not be empty"));
         }
+        if event_type.contains('\0') {
+            return Err(Invalid::new("event_type", NUL_REASON));
+        }
+        if object_has_nul(&data) {
+            return Err(Invalid::new("data", NUL_REASON));
+        }
+        if object_has_nul(&metadata) {
+            return Err(Invalid::new("metadata", NUL_REASON));
+        }
         data.insert(EVENT_TYPE_KEY.to_owned(), Value::String(event_type.clone()));
         Ok(Self {
             event_id,
@@ -89,6 +98,25 @@ impl NewEvent {
         hashes.sort_unstable();
         hashes.dedup();
         hashes
+    }
+}
+
+/// Why text with NUL characters is refused: PostgreSQL cannot store them in text or `jsonb`, and
+/// every backend must accept the same events.
+const NUL_REASON: &str = "must not contain the NUL character (\\u0000)";
+
+fn object_has_nul(object: &JsonObject) -> bool {
+    object
+        .iter()
+        .any(|(k, v)| k.contains('\0') || value_has_nul(v))
+}
+
+fn value_has_nul(value: &Value) -> bool {
+    match value {
+        Value::String(s) => s.contains('\0'),
+        Value::Array(items) => items.iter().any(value_has_nul),
+        Value::Object(object) => object_has_nul(object),
+        Value::Null | Value::Bool(_) | Value::Number(_) => false,
     }
 }
 
@@ -205,6 +233,9 @@ mod tests {
             (id, "T", "null", "", "events[3].data"),
             (id, "T", "{}", "5", "events[3].metadata"),
             (id, "T", "{}", "{x", "events[3].metadata"),
+            (id, "T\u{0}", "{}", "", "events[3].event_type"),
+            (id, "T", r#"{"a":["\u0000"]}"#, "", "events[3].data"),
+            (id, "T", "{}", r#"{"k\u0000":1}"#, "events[3].metadata"),
         ];
         for (id, ty, data, meta, field) in cases {
             let err = NewEvent::from_wire(3, id, ty, data, meta).expect_err(field);

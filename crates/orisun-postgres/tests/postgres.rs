@@ -676,9 +676,11 @@ async fn unstorable_event_fails_alone() {
             } else {
                 format!("ok{i}")
             };
-            store
-                .append(&b, vec![event("E", json!({"s": text}))], None)
-                .await
+            // Built field by field: the domain model's constructor already refuses NUL, and
+            // this checks the backend's own guard.
+            let mut e = event("E", json!({}));
+            e.data.insert("s".into(), json!(text));
+            store.append(&b, vec![e], None).await
         }
     }))
     .await;

@@ -540,6 +540,13 @@ pub async fn rejects_bad_input_with_precise_errors(store: Store) {
         (id.as_str(), "E", "{\"a\":", "", "events[0].data"),
         (id.as_str(), "E", "{}", "[]", "events[0].metadata"),
         (id.as_str(), "E", "{}", "{bad", "events[0].metadata"),
+        (
+            id.as_str(),
+            "E",
+            r#"{"s":"a\u0000b"}"#,
+            "",
+            "events[0].data",
+        ),
     ];
     for (event_id, event_type, data, metadata, expected) in wire_cases {
         let err = NewEvent::from_wire(0, event_id, event_type, data, metadata).expect_err(expected);
