@@ -8,19 +8,22 @@ use async_trait::async_trait;
 use orisun_core::BoundaryName;
 use orisun_postgres::{PostgresConfig, PostgresStore};
 use orisun_sqlite::{SqliteConfig, SqliteStore, Synchronous};
-use orisun_store::{EventStore, MemoryStore, StoreError};
+use orisun_store::{Coordination, EventStore, LocalCoordination, MemoryStore, StoreError};
 use std::sync::Arc;
 use std::time::Duration;
 
 /// Schema of the PostgreSQL boundaries that ORISUN_PG_SCHEMAS does not place.
 pub const DEFAULT_PG_SCHEMA: &str = "public";
 
-/// An opened backend: the store, its name as the Admin service reports it, and how a new
-/// boundary's storage is created.
+/// An opened backend: the store, its coordination, its name as the Admin service reports it,
+/// and how a new boundary's storage is created.
 #[derive(Clone)]
 pub struct Backend {
     /// The event store.
     pub store: Arc<dyn EventStore>,
+    /// Leases and checkpoints shared by every node on this storage (cluster-wide on
+    /// PostgreSQL, process-wide otherwise): what singletons and exclusive subscribers use.
+    pub coordination: Arc<dyn Coordination>,
     /// `sqlite`, `postgres` or `memory`: the placement backend of `CreateBoundary`.
     pub name: &'static str,
     /// Creates a boundary in its namespace (the PostgreSQL schema; ignored elsewhere).
@@ -28,13 +31,22 @@ pub struct Backend {
 }
 
 impl Backend {
-    /// Wraps any store, creating boundaries with [`EventStore::create_boundary`].
+    /// Wraps any store, creating boundaries with [`EventStore::create_boundary`]; its
+    /// coordination is process-local ([`LocalCoordination`]) until
+    /// [`Backend::with_coordination`] replaces it.
     pub fn generic(store: Arc<dyn EventStore>, name: &'static str) -> Self {
         Self {
             provisioner: Arc::new(StoreProvisioner(store.clone())),
+            coordination: Arc::new(LocalCoordination::new()),
             store,
             name,
         }
+    }
+
+    /// Returns the backend with `coordination` instead of its own.
+    pub fn with_coordination(mut self, coordination: Arc<dyn Coordination>) -> Self {
+        self.coordination = coordination;
+        self
     }
 
     /// Returns the namespace a start-up boundary is created in: its ORISUN_PG_SCHEMAS schema
@@ -82,7 +94,8 @@ pub async fn open(config: &Config) -> Result<Backend, ServerError> {
             let store = tokio::task::spawn_blocking(move || SqliteStore::open(sqlite))
                 .await
                 .map_err(|e| StoreError::internal(format!("opening SQLite: {e}")))??;
-            Ok(Backend::generic(Arc::new(store), kind.name()))
+            let coordination = store.coordination();
+            Ok(Backend::generic(Arc::new(store), kind.name()).with_coordination(coordination))
         }
         BackendKind::Postgres => {
             let pg = postgres_config(config)?;
@@ -90,6 +103,7 @@ pub async fn open(config: &Config) -> Result<Backend, ServerError> {
             let store = PostgresStore::connect(pg).await?;
             Ok(Backend {
                 store: Arc::new(store.clone()),
+                coordination: store.coordination(),
                 name: kind.name(),
                 provisioner: Arc::new(SchemaProvisioner(store)),
             })

@@ -346,6 +346,12 @@ pub struct Config {
     )]
     pub nats_url: Option<String>,
 
+    /// Lifetime of the lease that makes a named subscriber exclusive across the cluster; it is
+    /// renewed every third of it, and a dead node's names are free again at most this long
+    /// after it died (at least 1s).
+    #[arg(long, env = "ORISUN_SUBSCRIBER_LEASE_TTL", value_name = "ORISUN_SUBSCRIBER_LEASE_TTL", default_value = "10s", value_parser = parse_duration, help_heading = "Delivery and logs")]
+    pub subscriber_lease_ttl: Duration,
+
     /// Log level (DEBUG, INFO, WARN, ERROR) or a tracing filter such as `info,orisun_server=debug`.
     #[arg(long, env = "ORISUN_LOGGING_LEVEL", value_name = "ORISUN_LOGGING_LEVEL", default_value = "INFO", value_parser = parse_log_level, help_heading = "Delivery and logs")]
     pub logging_level: LogLevel,
@@ -471,6 +477,12 @@ impl Config {
             return Err(ConfigError::new(
                 "ORISUN_AUTH_TOKEN_TTL",
                 "must be positive",
+            ));
+        }
+        if self.subscriber_lease_ttl < Duration::from_secs(1) {
+            return Err(ConfigError::new(
+                "ORISUN_SUBSCRIBER_LEASE_TTL",
+                "must be at least 1s",
             ));
         }
         if let Some(url) = &self.nats_url {
@@ -599,6 +611,7 @@ mod tests {
         assert_eq!(c.grpc_keep_alive_time, Duration::from_secs(30));
         assert!(c.grpc_enable_reflection);
         assert_eq!(c.logging_level.directive(), "info");
+        assert_eq!(c.subscriber_lease_ttl, Duration::from_secs(10));
         assert!(c.validate().is_ok());
     }
 

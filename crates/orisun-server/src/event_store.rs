@@ -176,6 +176,7 @@ impl event_store_server::EventStore for EventStoreService {
         tracing::debug!(%boundary, subscriber = %request.subscriber_name, %after, "subscription started");
 
         let service = self.clone();
+        let boundary_name = boundary.clone();
         let events = subscribe(self.store.clone(), boundary.clone(), after, query).map(
             move |item: Result<StoredEvent, StoreError>| match item {
                 Ok(event) => Ok(service.to_wire(&boundary, event)),
@@ -188,7 +189,9 @@ impl event_store_server::EventStore for EventStoreService {
         let state = Subscription {
             events: Box::pin(events),
             shutdown: self.shutdown.clone(),
-            _lease: lease,
+            lease,
+            boundary: boundary_name,
+            subscriber: request.subscriber_name,
             done: false,
         };
         let stream = futures::stream::unfold(state, |mut st| async move {
@@ -200,6 +203,12 @@ impl event_store_server::EventStore for EventStoreService {
                 () = st.shutdown.wait() => {
                     st.done = true;
                     Some((Err(Status::unavailable(SHUTTING_DOWN)), st))
+                }
+                reason = st.lease.lost() => {
+                    // Another stream may own the name now: stop before delivering more.
+                    st.done = true;
+                    let message = subscriptions::lost_message(&st.boundary, &st.subscriber, &reason);
+                    Some((Err(Status::aborted(message)), st))
                 }
                 item = st.events.next() => item.map(|item| (item, st)),
             }
@@ -264,8 +273,11 @@ impl event_store_server::EventStore for EventStoreService {
 struct Subscription {
     events: SubscriptionStream,
     shutdown: Shutdown,
-    /// Keeps the subscriber name taken for as long as the stream lives.
-    _lease: subscriptions::Lease,
+    /// Keeps the subscriber name taken for as long as the stream lives; ends the stream if the
+    /// name is lost.
+    lease: subscriptions::Lease,
+    boundary: BoundaryName,
+    subscriber: String,
     done: bool,
 }
 

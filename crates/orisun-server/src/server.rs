@@ -74,6 +74,9 @@ pub async fn serve_with_backend(
         .map_err(|e| ServerError::io("reading the admin HTTP listener address", e))?;
     let (trigger, _signal) = shutdown::channel();
     let readiness = Readiness::default();
+    // Names this node in the leases it holds (subscriber names, singletons): unique per run,
+    // so two servers in one process or a restarted node never pass for each other.
+    let node_id = format!("node-{}", uuid::Uuid::new_v4().simple());
 
     // The probes answer during start-up so orchestrators can tell "starting" from "dead".
     let http_app = http::router(HttpState {
@@ -137,10 +140,15 @@ pub async fn serve_with_backend(
         health_reporter
             .set_serving::<EventStoreServer<EventStoreService>>()
             .await;
+        let subscribers = SubscriberRegistry::new(
+            backend.coordination.clone(),
+            node_id.clone(),
+            config.subscriber_lease_ttl,
+        );
         let event_store = EventStoreService::new(
             store.clone(),
             config.admin_boundary.clone(),
-            SubscriberRegistry::new(),
+            subscribers,
             trigger.signal(),
         );
         let event_store = EventStoreServer::new(event_store)
@@ -216,6 +224,7 @@ pub async fn serve_with_backend(
     tracing::info!(
         grpc = %grpc_addr,
         admin = %http_addr,
+        node = %node_id,
         backend = ?config.backend_kind(),
         tls = config.grpc_tls_enabled,
         "orisun is listening"

@@ -1,64 +1,159 @@
 //! Exclusive subscriber names: at most one live `CatchUpSubscribeToEvents` stream per
-//! `(boundary, subscriber_name)`.
+//! `(boundary, subscriber_name)` across the cluster.
 //!
 //! Go Orisun takes a cluster-wide lock named `<boundary>__<subscriber_name>` and gives up after
-//! about a second. This registry keeps the same contract inside one process (a later issue makes
-//! it cluster-wide): a second stream with a name in use waits up to [`ACQUIRE_WAIT`] for the first
-//! to end (so a client that reconnects right after a drop is not refused), then fails.
-//! Anonymous subscribers (empty name) are not exclusive, unlike Go Orisun where all anonymous
-//! subscribers of a boundary exclude each other.
+//! about a second. Here a name is a lease `subscriber:<boundary>:<name>` of the store's
+//! [`Coordination`] (the database on PostgreSQL, so every node sharing it sees it), held by
+//! `<node id>:<stream id>`:
+//!
+//! - A stream takes the lease before it starts. If another stream holds it, the new one retries
+//!   for up to [`ACQUIRE_WAIT`] (so a client that reconnects right after a drop is not refused),
+//!   then fails with `ALREADY_EXISTS`. Streams of the same node are first checked in memory
+//!   (no database round trip for them) and are woken as soon as the name is released.
+//! - While the stream is open the lease is renewed every third of its TTL
+//!   (`ORISUN_SUBSCRIBER_LEASE_TTL`, 10 s by default). If a renewal finds the lease gone (or
+//!   cannot reach the store before the lease expires), the stream ends with `ABORTED`: another
+//!   stream may already own the name.
+//! - When the stream ends or the client goes away, the lease is released at once. When a node
+//!   dies, its leases expire: the name is free again at most one TTL later.
+//!
+//! Anonymous subscribers (empty name) are not exclusive and take no lease, unlike Go Orisun
+//! where all anonymous subscribers of a boundary exclude each other (lock `<boundary>__`): a
+//! subscriber that wants exclusivity names itself.
 
 use orisun_core::BoundaryName;
+use orisun_proto::convert::status;
+use orisun_store::Coordination;
 use parking_lot::Mutex;
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::Notify;
+use tokio::sync::{oneshot, Notify};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
 use tonic::Status;
 
 /// How long a subscription waits for its name to be released (Go: 3 tries of 500 ms).
 pub const ACQUIRE_WAIT: Duration = Duration::from_secs(1);
+
+/// Interval between two attempts to take a name held on another node.
+const RETRY: Duration = Duration::from_millis(100);
+
+/// Default lifetime of a subscriber lease (`ORISUN_SUBSCRIBER_LEASE_TTL`).
+pub const DEFAULT_LEASE_TTL: Duration = Duration::from_secs(10);
 
 /// The longest subscriber name accepted.
 pub const MAX_NAME_LEN: usize = 255;
 
 type Key = (BoundaryName, String);
 
-/// The names of the subscriptions running in this process.
-#[derive(Clone, Default)]
+/// The subscriber names held by this node's streams, backed by cluster-wide leases.
+#[derive(Clone)]
 pub struct SubscriberRegistry {
     inner: Arc<Inner>,
 }
 
-#[derive(Default)]
 struct Inner {
+    coordination: Arc<dyn Coordination>,
+    /// Identifies this node in lease holders, so operators can tell who holds a name.
+    node_id: String,
+    ttl: Duration,
+    /// Names held by streams of this node: checked before the cluster lease, so streams of one
+    /// node never contend through the database.
     active: Mutex<HashSet<Key>>,
     released: Notify,
 }
 
-/// Holds a subscriber name until dropped (when the stream ends or the client goes away).
+impl Inner {
+    fn forget(&self, key: &Key) {
+        self.active.lock().remove(key);
+        self.released.notify_waiters();
+    }
+}
+
+/// Holds a subscriber name until dropped (when the stream ends or the client goes away), then
+/// releases it.
 pub struct Lease {
     key: Option<Key>,
     inner: Arc<Inner>,
+    held: Option<orisun_store::Lease>,
+    renewal: Option<JoinHandle<()>>,
+    lost: Option<oneshot::Receiver<String>>,
+}
+
+impl Lease {
+    fn anonymous(inner: Arc<Inner>) -> Self {
+        Self {
+            key: None,
+            inner,
+            held: None,
+            renewal: None,
+            lost: None,
+        }
+    }
+
+    /// Completes when the name was lost (its lease could not be renewed), with the reason;
+    /// never completes for an anonymous subscriber or while the lease is renewed.
+    pub async fn lost(&mut self) -> String {
+        match self.lost.as_mut() {
+            Some(rx) => match rx.await {
+                Ok(reason) => reason,
+                Err(_) => "the lease renewal stopped".to_owned(),
+            },
+            None => std::future::pending().await,
+        }
+    }
 }
 
 impl Drop for Lease {
     fn drop(&mut self) {
-        if let Some(key) = self.key.take() {
-            self.inner.active.lock().remove(&key);
-            self.inner.released.notify_waiters();
+        if let Some(renewal) = self.renewal.take() {
+            renewal.abort();
+        }
+        let Some(key) = self.key.take() else { return };
+        let Some(held) = self.held.take() else {
+            self.inner.forget(&key);
+            return;
+        };
+        // Release the cluster lease first, then wake this node's waiters, so that they find
+        // the name free. Without a runtime (process exit) the lease simply expires.
+        let inner = self.inner.clone();
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                runtime.spawn(async move {
+                    if let Err(e) = inner.coordination.release(&held).await {
+                        tracing::warn!(lease = %held.name, error = %e, "subscriber lease not released; it expires on its own");
+                    }
+                    inner.forget(&key);
+                });
+            }
+            Err(_) => inner.forget(&key),
         }
     }
 }
 
 impl SubscriberRegistry {
-    /// Creates an empty registry.
-    pub fn new() -> Self {
-        Self::default()
+    /// Creates the registry of a node: names are leases of `coordination` held by
+    /// `<node_id>:<stream id>` for `ttl` at a time.
+    pub fn new(
+        coordination: Arc<dyn Coordination>,
+        node_id: impl Into<String>,
+        ttl: Duration,
+    ) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                coordination,
+                node_id: node_id.into(),
+                ttl,
+                active: Mutex::new(HashSet::new()),
+                released: Notify::new(),
+            }),
+        }
     }
 
     /// Takes the name `subscriber` for `boundary`, waiting up to `wait` for a current holder to
-    /// let go; `ALREADY_EXISTS` if it does not. An empty name is never exclusive.
+    /// let go: `ALREADY_EXISTS` if it does not, `UNAVAILABLE` if the store cannot be reached.
+    /// An empty name is never exclusive.
     pub async fn acquire(
         &self,
         boundary: &BoundaryName,
@@ -66,37 +161,120 @@ impl SubscriberRegistry {
         wait: Duration,
     ) -> Result<Lease, Status> {
         if subscriber.is_empty() {
-            return Ok(Lease {
-                key: None,
-                inner: self.inner.clone(),
-            });
+            return Ok(Lease::anonymous(self.inner.clone()));
         }
+        let taken = || {
+            Status::already_exists(format!(
+                "failed to acquire lock: subscriber {subscriber:?} is already subscribed to boundary {:?}",
+                boundary.as_str()
+            ))
+        };
         let key = (boundary.clone(), subscriber.to_owned());
-        let deadline = tokio::time::Instant::now() + wait;
+        let deadline = Instant::now() + wait;
+        // This node first: wait for a local holder's release, without asking the store.
         loop {
             let notified = self.inner.released.notified();
             tokio::pin!(notified);
             // Register for the wake-up before looking, so a release in between is not missed.
             notified.as_mut().enable();
             if self.inner.active.lock().insert(key.clone()) {
-                return Ok(Lease {
-                    key: Some(key),
-                    inner: self.inner.clone(),
-                });
+                break;
             }
             if tokio::time::timeout_at(deadline, notified).await.is_err() {
-                return Err(Status::already_exists(format!(
-                    "failed to acquire lock: subscriber {subscriber:?} is already subscribed to boundary {:?}",
-                    boundary.as_str()
-                )));
+                return Err(taken());
             }
         }
+        // From here the guard owns the local name: every early return gives it back.
+        let mut guard = Lease::anonymous(self.inner.clone());
+        guard.key = Some(key);
+        let name = format!("subscriber:{}:{subscriber}", boundary.as_str());
+        let holder = format!("{}:{}", self.inner.node_id, uuid::Uuid::new_v4().simple());
+        let coordination = &self.inner.coordination;
+        let held = loop {
+            let asked = Instant::now();
+            match coordination.acquire(&name, &holder, self.inner.ttl).await {
+                Ok(Some(lease)) => break (lease, asked),
+                Ok(None) if Instant::now() + RETRY <= deadline => {
+                    tokio::time::sleep(RETRY).await;
+                }
+                Ok(None) => return Err(taken()),
+                Err(e) => {
+                    tracing::warn!(lease = %name, error = %e, "cannot take a subscriber lease");
+                    return Err(status(e));
+                }
+            }
+        };
+        let (lease, asked) = held;
+        tracing::debug!(lease = %lease.name, holder = %lease.holder, epoch = lease.epoch, "subscriber lease taken");
+        let (lost_tx, lost_rx) = oneshot::channel();
+        guard.renewal = Some(tokio::spawn(renew(
+            coordination.clone(),
+            lease.clone(),
+            self.inner.ttl,
+            asked,
+            lost_tx,
+        )));
+        guard.held = Some(lease);
+        guard.lost = Some(lost_rx);
+        Ok(guard)
     }
 
-    /// Returns the number of named subscriptions running.
+    /// Returns the number of named subscriptions running on this node.
     pub fn active(&self) -> usize {
         self.inner.active.lock().len()
     }
+}
+
+/// Renews `lease` every third of `ttl` until aborted; reports on `lost` when it cannot. A
+/// renewal that fails for a transient reason is retried until the lease would expire.
+async fn renew(
+    coordination: Arc<dyn Coordination>,
+    lease: orisun_store::Lease,
+    ttl: Duration,
+    acquired: Instant,
+    lost: oneshot::Sender<String>,
+) {
+    let period = ttl / 3;
+    // The lease is valid until `ttl` after the request that took or renewed it was sent.
+    let mut valid_until = acquired + ttl;
+    let mut next = acquired + period;
+    let reason = loop {
+        tokio::time::sleep_until(next).await;
+        let asked = Instant::now();
+        let attempt = tokio::time::timeout_at(
+            valid_until,
+            coordination.acquire(&lease.name, &lease.holder, ttl),
+        )
+        .await;
+        match attempt {
+            Ok(Ok(Some(renewed))) if renewed.epoch == lease.epoch => {
+                valid_until = asked + ttl;
+                next = asked + period;
+            }
+            Ok(Ok(Some(retaken))) => {
+                // It had expired: another stream may have held the name in between.
+                let _ = coordination.release(&retaken).await;
+                break "the lease expired before it could be renewed".to_owned();
+            }
+            Ok(Ok(None)) => break "another subscriber took the name".to_owned(),
+            Ok(Err(e)) if Instant::now() + RETRY < valid_until => {
+                tracing::warn!(lease = %lease.name, error = %e, "subscriber lease renewal failed; retrying");
+                next = Instant::now() + RETRY;
+            }
+            Ok(Err(e)) => break format!("the lease could not be renewed: {e}"),
+            Err(_) => break "the lease could not be renewed before it expired".to_owned(),
+        }
+    };
+    tracing::warn!(lease = %lease.name, holder = %lease.holder, %reason, "subscriber lease lost");
+    let _ = lost.send(reason);
+}
+
+/// Returns the message of the `ABORTED` status that ends a stream whose name was lost.
+pub fn lost_message(boundary: &BoundaryName, subscriber: &str, reason: &str) -> String {
+    format!(
+        "subscriber {subscriber:?} lost its lease on boundary {:?} ({reason}); resubscribe from the last position received",
+        boundary.as_str()
+    )
 }
 
 /// Checks a subscriber name: at most [`MAX_NAME_LEN`] bytes, no whitespace or control
@@ -118,15 +296,25 @@ pub fn validate_name(name: &str) -> Result<(), Status> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use async_trait::async_trait;
+    use orisun_core::Position;
+    use orisun_store::{LocalCoordination, StoreError};
+    use std::sync::atomic::{AtomicBool, Ordering};
     use tonic::Code;
 
     fn b(name: &str) -> BoundaryName {
         BoundaryName::new(name).expect("valid")
     }
 
+    const TTL: Duration = Duration::from_secs(3);
+
+    fn registry(c: Arc<dyn Coordination>, node: &str) -> SubscriberRegistry {
+        SubscriberRegistry::new(c, node, TTL)
+    }
+
     #[tokio::test(start_paused = true)]
     async fn one_holder_per_name_and_boundary() {
-        let reg = SubscriberRegistry::new();
+        let reg = registry(Arc::new(LocalCoordination::new()), "n1");
         let first = reg.acquire(&b("a"), "s", ACQUIRE_WAIT).await.expect("free");
         let err = reg
             .acquire(&b("a"), "s", ACQUIRE_WAIT)
@@ -140,7 +328,6 @@ mod tests {
         let _anon2 = reg.acquire(&b("a"), "", ACQUIRE_WAIT).await.expect("anon");
         assert_eq!(reg.active(), 2);
         drop(first);
-        assert_eq!(reg.active(), 1);
         let _again = reg
             .acquire(&b("a"), "s", ACQUIRE_WAIT)
             .await
@@ -149,7 +336,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn waits_for_a_release() {
-        let reg = SubscriberRegistry::new();
+        let reg = registry(Arc::new(LocalCoordination::new()), "n1");
         let first = reg.acquire(&b("a"), "s", ACQUIRE_WAIT).await.expect("free");
         let waiter = {
             let reg = reg.clone();
@@ -158,6 +345,130 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(300)).await;
         drop(first);
         assert!(waiter.await.expect("joined"));
+    }
+
+    /// Two nodes share one coordinator: a name is exclusive across them, renewals keep it
+    /// held for longer than its TTL, and a release frees it for the other node at once.
+    #[tokio::test(start_paused = true)]
+    async fn names_are_exclusive_across_nodes() {
+        let shared: Arc<dyn Coordination> = Arc::new(LocalCoordination::new());
+        let (n1, n2) = (registry(shared.clone(), "n1"), registry(shared, "n2"));
+        let mut first = n1.acquire(&b("a"), "s", ACQUIRE_WAIT).await.expect("free");
+        tokio::time::sleep(TTL * 3).await;
+        let err = n2
+            .acquire(&b("a"), "s", ACQUIRE_WAIT)
+            .await
+            .err()
+            .expect("still held: renewed");
+        assert_eq!(err.code(), Code::AlreadyExists);
+        assert!(
+            tokio::time::timeout(Duration::from_millis(10), first.lost())
+                .await
+                .is_err(),
+            "not lost"
+        );
+        let waiter = {
+            let n2 = n2.clone();
+            tokio::spawn(async move { n2.acquire(&b("a"), "s", ACQUIRE_WAIT).await.is_ok() })
+        };
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        drop(first);
+        assert!(waiter.await.expect("joined"), "released across nodes");
+    }
+
+    /// A dead node (its renewals stopped) frees the name after at most the TTL.
+    #[tokio::test(start_paused = true)]
+    async fn a_dead_holder_frees_the_name_after_the_ttl() {
+        let shared: Arc<dyn Coordination> = Arc::new(LocalCoordination::new());
+        let (n1, n2) = (registry(shared.clone(), "n1"), registry(shared, "n2"));
+        let mut first = n1.acquire(&b("a"), "s", ACQUIRE_WAIT).await.expect("free");
+        // Simulate the death: no more renewals, no release.
+        first.renewal.take().expect("renewing").abort();
+        first.held = None;
+        let died = Instant::now();
+        loop {
+            match n2.acquire(&b("a"), "s", ACQUIRE_WAIT).await {
+                Ok(_) => break,
+                Err(e) => assert_eq!(e.code(), Code::AlreadyExists),
+            }
+        }
+        assert!(died.elapsed() <= TTL + ACQUIRE_WAIT, "{:?}", died.elapsed());
+        assert!(died.elapsed() >= TTL - ACQUIRE_WAIT, "{:?}", died.elapsed());
+    }
+
+    /// A coordinator that can be told to fail, or to hand every lease to someone else.
+    struct Flaky {
+        inner: LocalCoordination,
+        failing: AtomicBool,
+        stolen: AtomicBool,
+    }
+
+    #[async_trait]
+    impl Coordination for Flaky {
+        async fn acquire(
+            &self,
+            name: &str,
+            holder: &str,
+            ttl: Duration,
+        ) -> Result<Option<orisun_store::Lease>, StoreError> {
+            if self.failing.load(Ordering::SeqCst) {
+                return Err(StoreError::unavailable("database down"));
+            }
+            if self.stolen.load(Ordering::SeqCst) {
+                return Ok(None);
+            }
+            self.inner.acquire(name, holder, ttl).await
+        }
+        async fn release(&self, lease: &orisun_store::Lease) -> Result<(), StoreError> {
+            self.inner.release(lease).await
+        }
+        async fn load_checkpoint(&self, name: &str) -> Result<Option<Position>, StoreError> {
+            self.inner.load_checkpoint(name).await
+        }
+        async fn save_checkpoint(
+            &self,
+            name: &str,
+            position: Position,
+            fence: Option<&orisun_store::Lease>,
+        ) -> Result<(), StoreError> {
+            self.inner.save_checkpoint(name, position, fence).await
+        }
+    }
+
+    /// Renewal survives a short outage, reports a long one before the lease expires, and
+    /// reports a lease taken by someone else.
+    #[tokio::test(start_paused = true)]
+    async fn renewal_failures_end_the_stream() {
+        let flaky = Arc::new(Flaky {
+            inner: LocalCoordination::new(),
+            failing: AtomicBool::new(false),
+            stolen: AtomicBool::new(false),
+        });
+        let reg = registry(flaky.clone(), "n1");
+        let mut lease = reg.acquire(&b("a"), "s", ACQUIRE_WAIT).await.expect("free");
+        // An outage shorter than the TTL is ridden out.
+        flaky.failing.store(true, Ordering::SeqCst);
+        tokio::time::sleep(TTL / 2).await;
+        flaky.failing.store(false, Ordering::SeqCst);
+        assert!(
+            tokio::time::timeout(TTL * 2, lease.lost()).await.is_err(),
+            "a short outage is ridden out"
+        );
+        // A longer one ends the stream before the lease could have been taken over.
+        flaky.failing.store(true, Ordering::SeqCst);
+        let since = Instant::now();
+        let reason = tokio::time::timeout(TTL * 2, lease.lost())
+            .await
+            .expect("lost");
+        assert!(since.elapsed() <= TTL, "{:?}", since.elapsed());
+        assert!(reason.contains("could not be renewed"), "{reason}");
+        drop(lease);
+        flaky.failing.store(false, Ordering::SeqCst);
+
+        let mut lease = reg.acquire(&b("a"), "s", ACQUIRE_WAIT).await.expect("free");
+        flaky.stolen.store(true, Ordering::SeqCst);
+        let reason = tokio::time::timeout(TTL, lease.lost()).await.expect("lost");
+        assert_eq!(reason, "another subscriber took the name");
     }
 
     #[test]
