@@ -6,84 +6,17 @@ mod common;
 use anyhow::{Context as _, Result};
 use async_nats::jetstream;
 use common::*;
-use orisun_core::{BoundaryName, Position};
+use orisun_core::BoundaryName;
 use orisun_nats::naming::{publisher_lease_name, stream_name};
-use orisun_nats::{EventPublisher, PublisherConfig, StreamLimits, StreamStorage};
+use orisun_nats::{StreamLimits, StreamStorage};
 use orisun_store::{Coordination, EventStore, LocalCoordination, MemoryStore};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
-
-/// Short leases and retries, so fail-over and recovery happen within a test's patience.
-fn test_config() -> PublisherConfig {
-    PublisherConfig {
-        lease_ttl: Duration::from_millis(600),
-        retry_min: Duration::from_millis(20),
-        retry_max: Duration::from_millis(500),
-        ack_timeout: Duration::from_secs(2),
-        ..PublisherConfig::default()
-    }
-}
-
-/// A running publisher ("a node"): stop it cleanly with `stop`, or crash it with `crash`.
-struct Node {
-    task: JoinHandle<()>,
-    stop: oneshot::Sender<()>,
-}
-
-impl Node {
-    fn spawn(
-        store: Arc<dyn EventStore>,
-        coordination: Arc<dyn Coordination>,
-        boundary: &BoundaryName,
-        js: jetstream::Context,
-        config: PublisherConfig,
-        node_id: &str,
-    ) -> Self {
-        let (stop, stopped) = oneshot::channel();
-        let publisher =
-            EventPublisher::new(store, coordination, boundary.clone(), js, config, node_id);
-        let task = tokio::spawn(publisher.run(async move {
-            let _ = stopped.await;
-        }));
-        Self { task, stop }
-    }
-
-    /// Asks the publisher to stop (it releases its lease) and waits for it.
-    async fn stop(self) -> Result<()> {
-        let _ = self.stop.send(());
-        tokio::time::timeout(Duration::from_secs(10), self.task)
-            .await
-            .context("publisher did not stop")??;
-        Ok(())
-    }
-
-    /// Kills the publisher where it stands, keeping its lease until it expires.
-    async fn crash(self) {
-        self.task.abort();
-        let _ = self.task.await;
-    }
-}
 
 async fn memory_store(boundary: &BoundaryName) -> Result<Arc<dyn EventStore>> {
     let store = Arc::new(MemoryStore::new());
     store.create_boundary(boundary).await?;
     Ok(store)
-}
-
-async fn wait_for_checkpoint(
-    coordination: &dyn Coordination,
-    boundary: &BoundaryName,
-    at: Position,
-) -> Result<()> {
-    let name = publisher_lease_name(boundary);
-    wait_for(
-        &format!("checkpoint {at}"),
-        Duration::from_secs(20),
-        || async { coordination.load_checkpoint(&name).await.ok().flatten() == Some(at) },
-    )
-    .await
 }
 
 #[tokio::test]
@@ -263,90 +196,16 @@ async fn resumes_after_the_stream_tail_when_the_checkpoint_lags() -> Result<()> 
     Ok(())
 }
 
-/// Two nodes contend for one boundary while a writer keeps appending. The active node crashes
-/// mid-stream (its lease is left to expire): the other takes over from the checkpoint. Then a
-/// third node joins and the second stops cleanly (releasing its lease): the third takes over.
-/// The stream ends up holding every event exactly once, in order.
+/// Two nodes contend for one boundary while a writer keeps appending (see
+/// [`failover_scenario`]), over one in-memory store and one `LocalCoordination`.
 #[tokio::test]
 async fn fails_over_between_nodes_without_gap_or_duplicate() -> Result<()> {
     init_tracing();
-    let url = shared_nats_url();
     let boundary = unique_boundary("pub_failover");
     let store = memory_store(&boundary).await?;
     let coordination: Arc<dyn Coordination> = Arc::new(LocalCoordination::new());
-    // Each node has its own NATS connection, as separate processes would.
-    let js_a = jetstream::new(connect(&url).await?);
-    let js_b = jetstream::new(connect(&url).await?);
-    let js_c = jetstream::new(connect(&url).await?);
-
-    append_mixed(store.as_ref(), &boundary, 0, 500).await?;
-    let a = Node::spawn(
-        store.clone(),
-        coordination.clone(),
-        &boundary,
-        js_a.clone(),
-        test_config(),
-        "node-a",
-    );
-    wait_for_stream_len(&js_a, &boundary, 500, Duration::from_secs(20)).await?;
-    let b = Node::spawn(
-        store.clone(),
-        coordination.clone(),
-        &boundary,
-        js_b.clone(),
-        test_config(),
-        "node-b",
-    );
-
-    // A writer appending steadily for the rest of the test.
-    let writer = tokio::spawn({
-        let store = store.clone();
-        let boundary = boundary.clone();
-        async move {
-            for round in 0..60 {
-                append_mixed(store.as_ref(), &boundary, 500 + round * 50, 50).await?;
-                tokio::time::sleep(Duration::from_millis(25)).await;
-            }
-            anyhow::Ok(())
-        }
-    });
-
-    // Crash A while events keep coming.
-    wait_for_stream_len(&js_a, &boundary, 800, Duration::from_secs(20)).await?;
-    a.crash().await;
-    let at_crash = stream_len(&js_b, &boundary).await;
-
-    // B takes over once A's lease expires.
-    wait_for_stream_len(&js_b, &boundary, at_crash + 300, Duration::from_secs(20)).await?;
-    let c = Node::spawn(
-        store.clone(),
-        coordination.clone(),
-        &boundary,
-        js_c.clone(),
-        test_config(),
-        "node-c",
-    );
-    b.stop().await?;
-    let at_stop = stream_len(&js_c, &boundary).await;
-    wait_for_stream_len(&js_c, &boundary, at_stop + 100, Duration::from_secs(20)).await?;
-
-    tokio::time::timeout(Duration::from_secs(30), writer)
-        .await
-        .context("writer stuck")???;
-    let total = store.count(&boundary).await?;
-    assert_eq!(total, 3_500);
-    wait_for_stream_len(&js_c, &boundary, total, Duration::from_secs(30)).await?;
-    wait_for_checkpoint(
-        coordination.as_ref(),
-        &boundary,
-        store.head(&boundary).await?,
-    )
-    .await?;
-    c.stop().await?;
-    assert_stream_matches_store(&js_c, store.as_ref(), &boundary).await?;
-
-    delete_stream(&js_c, &boundary).await;
-    Ok(())
+    let node = (store.clone(), coordination);
+    failover_scenario(&boundary, [node.clone(), node.clone(), node]).await
 }
 
 /// The NATS server is killed while events are being published and started again on the same

@@ -7,13 +7,17 @@ use anyhow::{anyhow, bail, Context as _, Result};
 use async_nats::jetstream;
 use futures::StreamExt;
 use orisun_core::{BoundaryName, JsonObject, NewEvent, Position, ReadRequest, StoredEvent};
-use orisun_nats::naming::{event_subject, message_id, stream_name};
-use orisun_store::EventStore;
+use orisun_nats::naming::{event_subject, message_id, publisher_lease_name, stream_name};
+use orisun_nats::{EventPublisher, PublisherConfig};
+use orisun_store::{Coordination, EventStore};
 use std::future::Future;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use uuid::Uuid;
 
@@ -247,6 +251,154 @@ pub async fn assert_stream_matches_store(
 /// Deletes the boundary's stream (tests clean up the shared server).
 pub async fn delete_stream(js: &jetstream::Context, boundary: &BoundaryName) {
     let _ = js.delete_stream(stream_name(boundary)).await;
+}
+
+/// Short leases and retries, so fail-over and recovery happen within a test's patience.
+pub fn test_config() -> PublisherConfig {
+    PublisherConfig {
+        lease_ttl: Duration::from_millis(600),
+        retry_min: Duration::from_millis(20),
+        retry_max: Duration::from_millis(500),
+        ack_timeout: Duration::from_secs(2),
+        ..PublisherConfig::default()
+    }
+}
+
+/// A running publisher ("a node"): stop it cleanly with `stop`, or crash it with `crash`.
+pub struct Node {
+    task: JoinHandle<()>,
+    stop: oneshot::Sender<()>,
+}
+
+impl Node {
+    pub fn spawn(
+        store: Arc<dyn EventStore>,
+        coordination: Arc<dyn Coordination>,
+        boundary: &BoundaryName,
+        js: jetstream::Context,
+        config: PublisherConfig,
+        node_id: &str,
+    ) -> Self {
+        let (stop, stopped) = oneshot::channel();
+        let publisher =
+            EventPublisher::new(store, coordination, boundary.clone(), js, config, node_id);
+        let task = tokio::spawn(publisher.run(async move {
+            let _ = stopped.await;
+        }));
+        Self { task, stop }
+    }
+
+    /// Asks the publisher to stop (it releases its lease) and waits for it.
+    pub async fn stop(self) -> Result<()> {
+        let _ = self.stop.send(());
+        tokio::time::timeout(Duration::from_secs(10), self.task)
+            .await
+            .context("publisher did not stop")??;
+        Ok(())
+    }
+
+    /// Kills the publisher where it stands, keeping its lease until it expires.
+    pub async fn crash(self) {
+        self.task.abort();
+        let _ = self.task.await;
+    }
+}
+
+pub async fn wait_for_checkpoint(
+    coordination: &dyn Coordination,
+    boundary: &BoundaryName,
+    at: Position,
+) -> Result<()> {
+    let name = publisher_lease_name(boundary);
+    wait_for(
+        &format!("checkpoint {at}"),
+        Duration::from_secs(20),
+        || async { coordination.load_checkpoint(&name).await.ok().flatten() == Some(at) },
+    )
+    .await
+}
+
+/// A node of a failover scenario: its own store handle and coordination (the same objects
+/// for every node in-process, separate connections to one database for a real cluster).
+pub type NodeParts = (Arc<dyn EventStore>, Arc<dyn Coordination>);
+
+/// Two nodes contend for one boundary while a writer (through the first node's store) keeps
+/// appending. The active node crashes mid-stream (its lease is left to expire): the other takes
+/// over from the checkpoint. Then a third node joins and the second stops cleanly (releasing
+/// its lease): the third takes over. The stream ends up holding every event exactly once, in
+/// order. The boundary must exist and be empty; the stream is deleted at the end.
+pub async fn failover_scenario(boundary: &BoundaryName, nodes: [NodeParts; 3]) -> Result<()> {
+    let url = shared_nats_url();
+    let [(store_a, coord_a), (store_b, coord_b), (store_c, coord_c)] = nodes;
+    let writer_store = store_a.clone();
+    // Each node has its own NATS connection, as separate processes would.
+    let js_a = jetstream::new(connect(&url).await?);
+    let js_b = jetstream::new(connect(&url).await?);
+    let js_c = jetstream::new(connect(&url).await?);
+
+    append_mixed(writer_store.as_ref(), boundary, 0, 500).await?;
+    let a = Node::spawn(
+        store_a,
+        coord_a,
+        boundary,
+        js_a.clone(),
+        test_config(),
+        "node-a",
+    );
+    wait_for_stream_len(&js_a, boundary, 500, Duration::from_secs(20)).await?;
+    let b = Node::spawn(
+        store_b,
+        coord_b,
+        boundary,
+        js_b.clone(),
+        test_config(),
+        "node-b",
+    );
+
+    // A writer appending steadily for the rest of the scenario.
+    let writer = tokio::spawn({
+        let store = writer_store.clone();
+        let boundary = boundary.clone();
+        async move {
+            for round in 0..60 {
+                append_mixed(store.as_ref(), &boundary, 500 + round * 50, 50).await?;
+                tokio::time::sleep(Duration::from_millis(25)).await;
+            }
+            anyhow::Ok(())
+        }
+    });
+
+    // Crash A while events keep coming; B takes over once A's lease expires.
+    wait_for_stream_len(&js_a, boundary, 800, Duration::from_secs(20)).await?;
+    a.crash().await;
+    let at_crash = stream_len(&js_b, boundary).await;
+    wait_for_stream_len(&js_b, boundary, at_crash + 300, Duration::from_secs(20)).await?;
+
+    // C joins, B stops cleanly and hands over at once.
+    let c = Node::spawn(
+        store_c,
+        coord_c.clone(),
+        boundary,
+        js_c.clone(),
+        test_config(),
+        "node-c",
+    );
+    b.stop().await?;
+    let at_stop = stream_len(&js_c, boundary).await;
+    wait_for_stream_len(&js_c, boundary, at_stop + 100, Duration::from_secs(20)).await?;
+
+    tokio::time::timeout(Duration::from_secs(60), writer)
+        .await
+        .context("writer stuck")???;
+    let total = writer_store.count(boundary).await?;
+    assert_eq!(total, 3_500);
+    wait_for_stream_len(&js_c, boundary, total, Duration::from_secs(30)).await?;
+    let head = writer_store.head(boundary).await?;
+    wait_for_checkpoint(coord_c.as_ref(), boundary, head).await?;
+    c.stop().await?;
+    assert_stream_matches_store(&js_c, writer_store.as_ref(), boundary).await?;
+    delete_stream(&js_c, boundary).await;
+    Ok(())
 }
 
 /// A nats-server child process of our own, with JetStream file storage in a directory we keep
