@@ -346,6 +346,27 @@ pub struct Config {
     )]
     pub nats_url: Option<String>,
 
+    /// Size cap of each boundary's JetStream stream in bytes (-1: none); the oldest messages
+    /// are discarded past it.
+    #[arg(
+        long,
+        env = "ORISUN_NATS_EVENT_STREAM_MAX_BYTES",
+        value_name = "ORISUN_NATS_EVENT_STREAM_MAX_BYTES",
+        default_value_t = 536_870_912,
+        allow_negative_numbers = true,
+        help_heading = "Delivery and logs"
+    )]
+    pub nats_event_stream_max_bytes: i64,
+
+    /// Message cap of each boundary's JetStream stream (-1: none); the oldest are discarded
+    /// past it.
+    #[arg(long, env = "ORISUN_NATS_EVENT_STREAM_MAX_MSGS", value_name = "ORISUN_NATS_EVENT_STREAM_MAX_MSGS", default_value_t = -1, allow_negative_numbers = true, help_heading = "Delivery and logs")]
+    pub nats_event_stream_max_msgs: i64,
+
+    /// Messages older than this are discarded from each boundary's JetStream stream (0: kept).
+    #[arg(long, env = "ORISUN_NATS_EVENT_STREAM_MAX_AGE", value_name = "ORISUN_NATS_EVENT_STREAM_MAX_AGE", default_value = "5m", value_parser = parse_duration, help_heading = "Delivery and logs")]
+    pub nats_event_stream_max_age: Duration,
+
     /// Lifetime of the lease that makes a named subscriber exclusive across the cluster; it is
     /// renewed every third of it, and a dead node's names are free again at most this long
     /// after it died (at least 1s).
@@ -433,6 +454,23 @@ impl Config {
             .map(|m| m.schema.as_str())
     }
 
+    /// Returns the NATS settings when `ORISUN_NATS_URL` is set (and not empty): the stream
+    /// limits from `ORISUN_NATS_EVENT_STREAM_*`, the admin boundary excluded from publishing
+    /// (it holds the user records).
+    pub fn nats_config(&self) -> Option<orisun_nats::NatsConfig> {
+        let url = self
+            .nats_url
+            .as_deref()
+            .map(str::trim)
+            .filter(|u| !u.is_empty())?;
+        let mut nats = orisun_nats::NatsConfig::new(url);
+        nats.publisher.limits.max_bytes = self.nats_event_stream_max_bytes;
+        nats.publisher.limits.max_msgs = self.nats_event_stream_max_msgs;
+        nats.publisher.limits.max_age = self.nats_event_stream_max_age;
+        nats.excluded_boundaries = vec![self.admin_boundary.clone()];
+        Some(nats)
+    }
+
     /// Checks the rules that involve several variables; clap has checked each one alone.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.backend_kind() == BackendKind::Postgres && self.pg_host.is_none() {
@@ -484,6 +522,23 @@ impl Config {
                 "ORISUN_SUBSCRIBER_LEASE_TTL",
                 "must be at least 1s",
             ));
+        }
+        for (variable, value) in [
+            (
+                "ORISUN_NATS_EVENT_STREAM_MAX_BYTES",
+                self.nats_event_stream_max_bytes,
+            ),
+            (
+                "ORISUN_NATS_EVENT_STREAM_MAX_MSGS",
+                self.nats_event_stream_max_msgs,
+            ),
+        ] {
+            if value == 0 || value < -1 {
+                return Err(ConfigError::new(
+                    variable,
+                    "must be -1 (no limit) or positive",
+                ));
+            }
         }
         if let Some(url) = &self.nats_url {
             if !url.is_empty() && !url.contains("://") && url.contains(char::is_whitespace) {
@@ -613,6 +668,37 @@ mod tests {
         assert_eq!(c.logging_level.directive(), "info");
         assert_eq!(c.subscriber_lease_ttl, Duration::from_secs(10));
         assert!(c.validate().is_ok());
+    }
+
+    #[test]
+    fn nats_settings_follow_the_environment_names() {
+        let c = parse(&[]).expect("defaults parse");
+        assert!(c.nats_config().is_none(), "no ORISUN_NATS_URL, no NATS");
+        assert_eq!(c.nats_event_stream_max_bytes, 536_870_912);
+        assert_eq!(c.nats_event_stream_max_msgs, -1);
+        assert_eq!(c.nats_event_stream_max_age, Duration::from_secs(300));
+        let c = parse(&[
+            "--nats-url",
+            "nats://127.0.0.1:4222",
+            "--nats-event-stream-max-bytes",
+            "-1",
+            "--nats-event-stream-max-msgs",
+            "1000",
+            "--nats-event-stream-max-age",
+            "1h",
+        ])
+        .expect("parses");
+        let nats = c.nats_config().expect("configured");
+        assert_eq!(nats.url, "nats://127.0.0.1:4222");
+        assert_eq!(nats.publisher.limits.max_bytes, -1);
+        assert_eq!(nats.publisher.limits.max_msgs, 1000);
+        assert_eq!(nats.publisher.limits.max_age, Duration::from_secs(3600));
+        assert_eq!(nats.excluded_boundaries, vec![c.admin_boundary.clone()]);
+        let c = parse(&["--nats-event-stream-max-msgs", "0"]).expect("parses");
+        assert_eq!(
+            c.validate().expect_err("zero").variable,
+            "ORISUN_NATS_EVENT_STREAM_MAX_MSGS"
+        );
     }
 
     #[test]

@@ -26,6 +26,10 @@ pub enum ServerError {
     #[error("gRPC reflection: {0}")]
     Reflection(String),
 
+    /// `ORISUN_NATS_URL` could not be used.
+    #[error("NATS: {0}")]
+    Nats(#[from] orisun_nats::NatsError),
+
     /// A listener or the gRPC transport failed.
     #[error("gRPC transport: {0}")]
     Transport(#[from] tonic::transport::Error),

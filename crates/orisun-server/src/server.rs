@@ -162,6 +162,34 @@ pub async fn serve_with_backend(
             .max_decoding_message_size(config.grpc_max_receive_message_size)
             .max_encoding_message_size(config.grpc_max_send_message_size);
 
+        // NATS: one JetStream publisher per boundary when ORISUN_NATS_URL is set; pub/sub over
+        // NATS then, in-process otherwise. Both stop with the rest of the server.
+        let stopping = |mut signal: shutdown::Shutdown| async move { signal.wait().await };
+        let nats = match config.nats_config() {
+            Some(nats_config) => Some(
+                orisun_nats::start(
+                    nats_config,
+                    store.clone(),
+                    backend.coordination.clone(),
+                    node_id.clone(),
+                    stopping(trigger.signal()),
+                )
+                .await?,
+            ),
+            None => None,
+        };
+        let pubsub: Arc<dyn orisun_nats::PubSub> = match &nats {
+            Some(handle) => handle.pubsub(),
+            None => Arc::new(orisun_nats::LocalPubSub::default()),
+        };
+        let pubsub = orisun_nats::PubSubService::new(pubsub)
+            .with_shutdown(stopping(trigger.signal()))
+            .into_server()
+            .accept_compressed(CompressionEncoding::Gzip)
+            .send_compressed(CompressionEncoding::Gzip)
+            .max_decoding_message_size(config.grpc_max_receive_message_size)
+            .max_encoding_message_size(config.grpc_max_send_message_size);
+
         let mut builder = Server::builder()
             .max_concurrent_streams(config.grpc_max_concurrent_streams)
             .initial_stream_window_size(config.grpc_initial_window_size)
@@ -184,7 +212,8 @@ pub async fn serve_with_backend(
             .layer(layers)
             .add_service(health_service)
             .add_service(event_store)
-            .add_service(admin);
+            .add_service(admin)
+            .add_service(pubsub);
         if config.grpc_enable_reflection {
             let v1 = tonic_reflection::server::Builder::configure()
                 .register_encoded_file_descriptor_set(orisun_proto::FILE_DESCRIPTOR_SET)
@@ -198,10 +227,10 @@ pub async fn serve_with_backend(
                 .map_err(|e| ServerError::Reflection(e.to_string()))?;
             router = router.add_service(v1).add_service(v1alpha);
         }
-        Ok((router, auth, health_reporter))
+        Ok((router, auth, health_reporter, nats))
     }
     .await;
-    let (router, auth, health_reporter) = match started {
+    let (router, auth, health_reporter, nats) = match started {
         Ok(parts) => parts,
         Err(e) => {
             trigger.trigger();
@@ -258,6 +287,16 @@ pub async fn serve_with_backend(
         },
     };
     let http_result = http_task.await;
+    // The publishers saw the shutdown signal; wait for them to release their leases (so other
+    // nodes take over at once) and to let go of the store.
+    if let Some(nats) = nats {
+        if tokio::time::timeout(config.shutdown_timeout, nats.stop())
+            .await
+            .is_err()
+        {
+            tracing::warn!("the NATS publishers did not stop in time");
+        }
+    }
     // Let go of the store before returning, so that a caller may reopen it at once (the
     // embedded backend locks its directory): the tasks that held clones are winding down.
     drop(auth);
