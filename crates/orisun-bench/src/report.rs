@@ -452,7 +452,14 @@ impl Report {
                     .map(|t| {
                         vec![
                             t.description.clone(),
-                            opt(t.figure, short),
+                            // Three decimals: a verdict must not hide behind rounding (1.302 > 1.30).
+                            opt(t.figure, |f| {
+                                if f.abs() < 10.0 {
+                                    format!("{f:.3}")
+                                } else {
+                                    short(f)
+                                }
+                            }),
                             t.goal.clone(),
                             match t.met {
                                 Some(true) => "met".to_owned(),
