@@ -30,6 +30,9 @@ use server::{ServerProcess, Storage};
 use std::path::PathBuf;
 use std::time::Duration;
 
+/// The error text of a run stopped by Ctrl-C.
+const INTERRUPTED: &str = "interrupted";
+
 /// How long the server sits idle after start-up before its idle RSS is read.
 const IDLE_SETTLE: Duration = Duration::from_secs(1);
 
@@ -50,11 +53,15 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<Report> {
         eprintln!("== benchmarking the {} backend", backend.name());
         let mut r = run_backend(backend, &opts, &plan, &pg).await;
         r.finish();
+        let interrupted = r.error.as_deref() == Some(INTERRUPTED);
         if let Some(e) = &r.error {
             eprintln!("[{}] stopped early: {e}", backend.name());
             failures.push(format!("{}: {e}", backend.name()));
         }
         report.backends.push(r);
+        if interrupted {
+            break;
+        }
     }
     println!("{}", report.render());
     if let Some(path) = &opts.json {
@@ -128,7 +135,13 @@ async fn run_backend(
     } else {
         None
     };
-    if let Err(e) = run_in(&mut report, backend, opts, plan, pg, db.as_deref()).await {
+    // Ctrl-C drops the run (killing the server child, see `kill_on_drop`) but still drops the
+    // database below and prints what was measured so far.
+    let outcome = tokio::select! {
+        r = run_in(&mut report, backend, opts, plan, pg, db.as_deref()) => r,
+        _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!(INTERRUPTED)),
+    };
+    if let Err(e) = outcome {
         report.error = Some(format!("{e:#}"));
     }
     if let Some(name) = db {
