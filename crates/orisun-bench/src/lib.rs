@@ -174,16 +174,30 @@ async fn run_in(
         report.server_pid = Some(started.pid());
         server = Some(started);
     }
-    let result = scenarios(report, backend, opts, plan, &boundaries, server.as_mut()).await;
+    // With PostgreSQL, each raw baseline runs right after the scenario it is compared with,
+    // so that both see the same (noisy) machine.
+    let raw = match db {
+        Some(name) => {
+            let (raw, settings) = Raw::setup(pg, name).await?;
+            report.pg_settings = Some(settings);
+            Some(raw)
+        }
+        None => None,
+    };
+    let result = scenarios(
+        report,
+        backend,
+        opts,
+        plan,
+        &boundaries,
+        server.as_mut(),
+        raw.as_ref(),
+    )
+    .await;
     if let Some(s) = server {
         s.stop().await;
     }
-    result?;
-    // The raw baseline runs once our server is gone, so both never compete for connections.
-    if let Some(name) = db {
-        baseline(report, backend, plan, pg, name).await?;
-    }
-    Ok(())
+    result
 }
 
 async fn scenarios(
@@ -193,8 +207,10 @@ async fn scenarios(
     plan: &Plan,
     boundaries: &Boundaries,
     mut server: Option<&mut ServerProcess>,
+    raw: Option<&Raw>,
 ) -> anyhow::Result<()> {
     let pid = report.server_pid;
+    let label = format!("{}/raw", backend.name());
     if let Some(pid) = pid {
         tokio::time::sleep(IDLE_SETTLE).await;
         report.idle_rss_bytes = rss::read(pid).map(|m| m.rss);
@@ -217,10 +233,18 @@ async fn scenarios(
     };
     let mut alive = || server.as_mut().map_or(Ok(()), |s| s.check_alive());
     for &clients in &plan.clients {
-        if plan.wants(&format!("single_uncond_c{clients}")) {
+        let (uncond, cond) = (
+            plan.wants(&format!("single_uncond_c{clients}")),
+            plan.wants(&format!("single_cond_c{clients}")),
+        );
+        if uncond {
             record(report, bench.single_saves(clients, false).await?);
         }
-        if plan.wants(&format!("single_cond_c{clients}")) {
+        if let Some(raw) = raw.filter(|_| uncond || cond) {
+            let b = raw.single(&label, clients, plan.duration, false).await?;
+            report.baselines.push(b);
+        }
+        if cond {
             record(report, bench.single_saves(clients, true).await?);
         }
         alive()?;
@@ -228,14 +252,26 @@ async fn scenarios(
     for &size in &plan.batch_sizes {
         if plan.wants(&format!("batch_{size}")) {
             record(report, bench.batches(size).await?);
+            if let Some(raw) = raw {
+                let b = raw.batch(&label, size, plan.duration, plan.min_batches);
+                report.baselines.push(b.await?);
+            }
             alive()?;
         }
     }
     if plan.wants_preload() {
         record(report, bench.preload().await?);
+        if let Some(raw) = raw {
+            let b = raw.preload(&label, plan.preload, plan.preload_batch);
+            report.baselines.push(b.await?);
+        }
     }
     if plan.wants("big_uncond") {
         record(report, bench.big_saves(false).await?);
+    }
+    if let Some(raw) = raw.filter(|_| plan.wants("big_uncond") || plan.wants("big_cond")) {
+        let b = raw.single(&label, 1, plan.duration, true).await?;
+        report.baselines.push(b);
     }
     if plan.wants("big_cond") {
         record(report, bench.big_saves(true).await?);
@@ -243,6 +279,10 @@ async fn scenarios(
     alive()?;
     if plan.wants("get_events") {
         record(report, bench.get_events().await?);
+    }
+    if let Some(raw) = raw.filter(|_| plan.wants("get_events") || plan.wants("catch_up")) {
+        let b = raw.paged_read(&label, plan.preload, plan.page_size).await?;
+        report.baselines.push(b);
     }
     if plan.wants("catch_up") {
         record(report, bench.catch_up().await?);
@@ -252,59 +292,5 @@ async fn scenarios(
         record(report, bench.commit_to_subscriber().await?);
         alive()?;
     }
-    Ok(())
-}
-
-async fn baseline(
-    report: &mut BackendReport,
-    backend: Backend,
-    plan: &Plan,
-    pg: &PgServer,
-    db: &str,
-) -> anyhow::Result<()> {
-    let label = format!("{}/raw", backend.name());
-    let (raw, settings) = Raw::setup(pg, db).await?;
-    report.pg_settings = Some(settings);
-    let ran = |id: &str| report.scenarios.iter().any(|s| s.id == id);
-    let singles: Vec<usize> = plan
-        .clients
-        .iter()
-        .copied()
-        .filter(|c| ran(&format!("single_uncond_c{c}")) || ran(&format!("single_cond_c{c}")))
-        .collect();
-    let batches: Vec<usize> = plan
-        .batch_sizes
-        .iter()
-        .copied()
-        .filter(|b| ran(&format!("batch_{b}")))
-        .collect();
-    let (big_saves, reads, preload) = (
-        ran("big_uncond") || ran("big_cond"),
-        ran("get_events") || ran("catch_up"),
-        ran("preload"),
-    );
-    let mut measured = Vec::new();
-    for clients in singles {
-        measured.push(raw.single(&label, clients, plan.duration, false).await?);
-    }
-    for size in batches {
-        measured.push(
-            raw.batch(&label, size, plan.duration, plan.min_batches)
-                .await?,
-        );
-    }
-    if preload {
-        measured.push(
-            raw.preload(&label, plan.preload, plan.preload_batch)
-                .await?,
-        );
-        if big_saves {
-            measured.push(raw.single(&label, 1, plan.duration, true).await?);
-        }
-        if reads {
-            measured.push(raw.paged_read(&label, plan.preload, plan.page_size).await?);
-        }
-    }
-    report.baselines = measured;
     Ok(())
 }

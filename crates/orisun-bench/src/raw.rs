@@ -137,8 +137,6 @@ pub struct Raw {
     next_write_id: Arc<AtomicI64>,
     /// Next id of the large table.
     next_big_id: Arc<AtomicI64>,
-    /// How many connections the server allows the baseline at once.
-    max_connections: usize,
 }
 
 /// The create statement of a baseline table.
@@ -232,7 +230,22 @@ impl Raw {
             let value: String = row.get(0);
             settings.push(format!("{name}={value}"));
         }
-        let max: usize = client
+        Ok((
+            Self {
+                server: server.clone(),
+                dbname: dbname.to_owned(),
+                next_write_id: Arc::new(AtomicI64::new(0)),
+                next_big_id: Arc::new(AtomicI64::new(0)),
+            },
+            settings.join(", "),
+        ))
+    }
+
+    /// Returns how many more connections the server accepts now (our server under test
+    /// holds some while the baseline runs), keeping a few for others.
+    async fn free_slots(&self) -> anyhow::Result<usize> {
+        let client = self.server.connect(&self.dbname).await?;
+        let free: i32 = client
             .query_one(
                 "SELECT current_setting('max_connections')::int - \
                  current_setting('superuser_reserved_connections')::int - \
@@ -241,19 +254,8 @@ impl Raw {
             )
             .await
             .context("reading the free connection slots")?
-            .get::<_, i32>(0)
-            .try_into()
-            .unwrap_or(1);
-        Ok((
-            Self {
-                server: server.clone(),
-                dbname: dbname.to_owned(),
-                next_write_id: Arc::new(AtomicI64::new(0)),
-                next_big_id: Arc::new(AtomicI64::new(0)),
-                max_connections: max.saturating_sub(2).max(1),
-            },
-            settings.join(", "),
-        ))
+            .get(0);
+        Ok(usize::try_from(free).unwrap_or(0).saturating_sub(4).max(1))
     }
 
     async fn connection(&self) -> anyhow::Result<Client> {
@@ -281,7 +283,7 @@ impl Raw {
                 format!("raw_single_c{connections}"),
             )
         };
-        let used = connections.min(self.max_connections);
+        let used = connections.min(self.free_slots().await?);
         let progress = Progress::start(backend, &id);
         let counter = progress.counter();
         let mut clients = Vec::with_capacity(used);
