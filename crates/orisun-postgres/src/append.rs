@@ -358,6 +358,9 @@ async fn insert(
             }
         }
     }
+    for chunk in &mut chunks {
+        chunk.sort_tags();
+    }
     let head_seq = decided.head.prepare;
     let head_commit = decided.head.commit;
     let payload = format!("{},{}", decided.head.commit, decided.head.prepare);
@@ -464,6 +467,22 @@ impl<'a> Chunk<'a> {
             self.tag_seqs.push(position.prepare);
         }
         self.bytes += size;
+    }
+
+    /// Sorts the tag rows by key, so that their index insertions walk the tag index in order
+    /// (neighbouring keys share leaf pages) instead of descending to a random leaf each time.
+    fn sort_tags(&mut self) {
+        let mut rows: Vec<(Uuid, i64)> = self
+            .tag_hashes
+            .iter()
+            .copied()
+            .zip(self.tag_seqs.iter().copied())
+            .collect();
+        rows.sort_unstable();
+        for (i, (h, seq)) in rows.into_iter().enumerate() {
+            self.tag_hashes[i] = h;
+            self.tag_seqs[i] = seq;
+        }
     }
 }
 
