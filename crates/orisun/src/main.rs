@@ -8,13 +8,6 @@ mod serve;
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
-/// mimalloc rather than glibc's malloc: glibc keeps the memory of large transient allocations
-/// (argon2id's 19 MiB working memory at start-up, once its dynamic mmap threshold has risen)
-/// in its heap for the life of the process, while mimalloc returns freed pages to the system.
-/// It is also faster for the many small short-lived allocations of the request path.
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[derive(Debug, Parser)]
 #[command(
     name = "orisun",
