@@ -129,6 +129,21 @@ pub(crate) async fn append_group(
     transaction: Transaction,
 ) -> Result<GroupOutcome, StoreError> {
     let db = |e| error::db("append", e);
+    if transaction == Transaction::Own {
+        if let Some(fast) = Unconditional::new(requests) {
+            match fast.append(exec, sql, channel).await {
+                Ok(outcome) => return Ok(outcome),
+                // A lost connection fails the group; anything else (an event id already
+                // stored, data the database refuses, a serialization failure under a stricter
+                // default isolation) is sorted out by the general path, which answers a retry
+                // with its original position and isolates a bad request.
+                Err(e) if e.is_closed() => return Err(db(e)),
+                Err(e) => {
+                    tracing::debug!(error = %e, "one-statement append refused; deciding request by request")
+                }
+            }
+        }
+    }
     let all_ids: Vec<Uuid> = requests
         .iter()
         .flat_map(|r| r.events.iter().map(|e| e.event_id))
@@ -225,6 +240,154 @@ pub(crate) async fn append_group(
         .await
         .map_err(db)?;
     Ok(decided)
+}
+
+/// A group of requests without conditions, small enough for one INSERT: appended by one
+/// statement that is its own transaction (one round trip, like a plain autocommit INSERT).
+/// Positions are counted from the head row the statement locks (after waiting for any other
+/// writer to commit, it sees that writer's head), so they stay commit-ordered; nothing is read
+/// from a snapshot that could predate the lock, because an unconditional append reads nothing
+/// else. An event id that is already stored fails the statement (unique violation), which
+/// rolls it back whole.
+struct Unconditional<'a> {
+    commit_offsets: Vec<i64>,
+    ids: Vec<Uuid>,
+    types: Vec<&'a str>,
+    data: Vec<Json<&'a JsonObject>>,
+    metadata: Vec<Json<&'a JsonObject>>,
+    tag_hashes: Vec<Uuid>,
+    tag_offsets: Vec<i64>,
+    /// The offset of each request's last event.
+    last_offsets: Vec<i64>,
+}
+
+impl<'a> Unconditional<'a> {
+    /// Returns the arrays of `requests`, or `None` if one has a condition or they need more
+    /// than one INSERT.
+    fn new(requests: &[&'a AppendRequest]) -> Option<Self> {
+        if requests.iter().any(|r| r.condition.is_some()) {
+            return None;
+        }
+        let count: usize = requests.iter().map(|r| r.events.len()).sum();
+        if count > CHUNK_EVENTS {
+            return None;
+        }
+        let bytes: usize = requests
+            .iter()
+            .flat_map(|r| r.events.iter().map(event_size))
+            .sum();
+        if bytes > CHUNK_BYTES {
+            return None;
+        }
+        let mut this = Self {
+            commit_offsets: Vec::with_capacity(count),
+            ids: Vec::with_capacity(count),
+            types: Vec::with_capacity(count),
+            data: Vec::with_capacity(count),
+            metadata: Vec::with_capacity(count),
+            tag_hashes: Vec::with_capacity(count * 4),
+            tag_offsets: Vec::with_capacity(count * 4),
+            last_offsets: Vec::with_capacity(requests.len()),
+        };
+        let mut offset = 0i64;
+        for request in requests {
+            let last = offset + request.events.len() as i64 - 1;
+            for event in &request.events {
+                this.commit_offsets.push(last + 1);
+                this.ids.push(event.event_id);
+                this.types.push(event.event_type.as_str());
+                this.data.push(Json(&event.data));
+                this.metadata.push(Json(&event.metadata));
+                for h in event.tag_hashes() {
+                    this.tag_hashes.push(Uuid::from_bytes(h));
+                    this.tag_offsets.push(offset);
+                }
+                offset += 1;
+            }
+            this.last_offsets.push(last);
+        }
+        sort_pairs(&mut this.tag_hashes, &mut this.tag_offsets);
+        Some(this)
+    }
+
+    async fn append(
+        &self,
+        exec: Exec<'_>,
+        sql: &BoundarySql,
+        channel: &str,
+    ) -> Result<GroupOutcome, tokio_postgres::Error> {
+        let types = [
+            Type::INT8_ARRAY,
+            Type::UUID_ARRAY,
+            Type::TEXT_ARRAY,
+            Type::JSONB_ARRAY,
+            Type::JSONB_ARRAY,
+            Type::UUID_ARRAY,
+            Type::INT8_ARRAY,
+            Type::INT8,
+            Type::TEXT,
+        ];
+        let statement = exec.prepare(&sql.append_unconditional, &types).await?;
+        let count = self.ids.len() as i64;
+        let channel = channel.to_owned();
+        let params: [Param<'_>; 9] = [
+            (&self.commit_offsets, Type::INT8_ARRAY),
+            (&self.ids, Type::UUID_ARRAY),
+            (&self.types, Type::TEXT_ARRAY),
+            (&self.data, Type::JSONB_ARRAY),
+            (&self.metadata, Type::JSONB_ARRAY),
+            (&self.tag_hashes, Type::UUID_ARRAY),
+            (&self.tag_offsets, Type::INT8_ARRAY),
+            (&count, Type::INT8),
+            (&channel, Type::TEXT),
+        ];
+        let rows = exec.run(&statement, &params).await?;
+        let Some(row) = rows.first() else {
+            // No head row: nothing was inserted (every part of the statement joins it).
+            return Ok(GroupOutcome {
+                outcomes: self
+                    .last_offsets
+                    .iter()
+                    .map(|_| {
+                        Err(StoreError::internal(format!(
+                            "the head row of {} is missing; it is created with the boundary and never deleted",
+                            sql.names.head
+                        )))
+                    })
+                    .collect(),
+                head: Position::BEFORE_FIRST,
+                appended: false,
+            });
+        };
+        let before: i64 = row.try_get(0)?;
+        let outcomes = self
+            .last_offsets
+            .iter()
+            .map(|last| {
+                let prepare = before + 1 + last;
+                Ok(AppendOutcome {
+                    position: Position::new(prepare + 1, prepare),
+                    already_stored: false,
+                })
+            })
+            .collect();
+        Ok(GroupOutcome {
+            outcomes,
+            head: Position::new(before + count + 1, before + count),
+            appended: true,
+        })
+    }
+}
+
+/// Sorts tag rows by key, so that their index insertions walk the tag index in order
+/// (neighbouring keys share leaf pages) instead of descending to a random leaf each time.
+fn sort_pairs(hashes: &mut [Uuid], seqs: &mut [i64]) {
+    let mut rows: Vec<(Uuid, i64)> = hashes.iter().copied().zip(seqs.iter().copied()).collect();
+    rows.sort_unstable();
+    for (i, (h, seq)) in rows.into_iter().enumerate() {
+        hashes[i] = h;
+        seqs[i] = seq;
+    }
 }
 
 /// Who owns the transaction an append runs in.
@@ -469,20 +632,8 @@ impl<'a> Chunk<'a> {
         self.bytes += size;
     }
 
-    /// Sorts the tag rows by key, so that their index insertions walk the tag index in order
-    /// (neighbouring keys share leaf pages) instead of descending to a random leaf each time.
     fn sort_tags(&mut self) {
-        let mut rows: Vec<(Uuid, i64)> = self
-            .tag_hashes
-            .iter()
-            .copied()
-            .zip(self.tag_seqs.iter().copied())
-            .collect();
-        rows.sort_unstable();
-        for (i, (h, seq)) in rows.into_iter().enumerate() {
-            self.tag_hashes[i] = h;
-            self.tag_seqs[i] = seq;
-        }
+        sort_pairs(&mut self.tag_hashes, &mut self.tag_seqs);
     }
 }
 

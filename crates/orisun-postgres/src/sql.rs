@@ -30,6 +30,12 @@ pub(crate) struct BoundarySql {
     pub insert_tags: String,
     /// Moves the head: `($1 seq, $2 commit_pos)`.
     pub update_head: String,
+    /// Appends unconditional events in one statement (its own transaction): locks the head,
+    /// inserts the events and tags at positions counted from it, moves it and queues the NOTIFY.
+    /// `($1 commit offset[], $2 id[], $3 type[], $4 data[], $5 metadata[], $6 tag h[],
+    /// $7 tag event offset[], $8 event count, $9 channel) -> (seq, commit_pos)` of the head
+    /// before. Event `i` (from 0) gets seq `head + 1 + i` and commit `head + 1 + offset[i]`.
+    pub append_unconditional: String,
     /// Reads the whole log ascending from an inclusive position: `($1 commit, $2 prepare, $3 limit)`.
     pub read_all_asc: String,
     /// Reads the whole log descending from an inclusive position: `($1 commit, $2 prepare, $3 limit)`.
@@ -60,6 +66,19 @@ impl BoundarySql {
                 "INSERT INTO {tags} (h, seq) SELECT * FROM UNNEST($1::uuid[], $2::bigint[])"
             ),
             update_head: format!("UPDATE {head} SET seq = $1, commit_pos = $2 WHERE id = 0"),
+            append_unconditional: format!(
+                "WITH hd AS (SELECT seq, commit_pos FROM {head} WHERE id = 0 FOR UPDATE), \
+                 ev AS (INSERT INTO {events} (seq, commit_pos, event_id, event_type, data, metadata) \
+                 SELECT hd.seq + u.o, hd.seq + 1 + u.coff, u.id, u.ty, u.d, u.m FROM hd, \
+                 UNNEST($1::bigint[], $2::uuid[], $3::text[], $4::jsonb[], $5::jsonb[]) \
+                 WITH ORDINALITY AS u(coff, id, ty, d, m, o)), \
+                 tg AS (INSERT INTO {tags} (h, seq) SELECT t.h, hd.seq + 1 + t.off FROM hd, \
+                 UNNEST($6::uuid[], $7::bigint[]) AS t(h, off)), \
+                 up AS (UPDATE {head} AS hu SET seq = hd.seq + $8, commit_pos = hd.seq + $8 + 1 \
+                 FROM hd WHERE hu.id = 0) \
+                 SELECT hd.seq, hd.commit_pos, \
+                 pg_notify($9, (hd.seq + $8 + 1)::text || ',' || (hd.seq + $8)::text) FROM hd"
+            ),
             read_all_asc: format!(
                 "SELECT {EVENT_COLUMNS} FROM {events} e WHERE (e.commit_pos, e.seq) >= ($1, $2) \
                  ORDER BY e.commit_pos, e.seq LIMIT $3"
