@@ -54,6 +54,11 @@ pub(crate) fn open_writer(
     // Truncate the WAL back to 64 MiB after a checkpoint so that one huge group does not leave
     // a huge file behind.
     conn.pragma_update(None, "journal_size_limit", 64 * 1024 * 1024)?;
+    // Checkpoint every ~40 MiB of WAL (10,000 pages) rather than SQLite's 4 MiB: the pages every
+    // commit touches (the head, the right edge of the log and of hot tag keys) are then copied
+    // into the database once per checkpoint, not once per 4 MiB, and each checkpoint's two
+    // fsyncs come ten times less often.
+    conn.pragma_update(None, "wal_autocheckpoint", 10_000)?;
     // 16 MiB of page cache (negative = KiB) keeps the upper levels of the tag index hot.
     conn.pragma_update(None, "cache_size", -16 * 1024)?;
     // Temporary structures (sorts, statement journals) stay in memory, off the disk.
