@@ -130,9 +130,10 @@ pub(crate) async fn append_group(
 ) -> Result<GroupOutcome, StoreError> {
     let db = |e| error::db("append", e);
     if transaction == Transaction::Own {
-        if let Some(fast) = Unconditional::new(requests) {
+        if let Some(fast) = OneStatement::new(sql, requests) {
             match fast.append(exec, sql, channel).await {
-                Ok(outcome) => return Ok(outcome),
+                Ok(Some(outcome)) => return Ok(outcome),
+                Ok(None) => {}
                 // A lost connection fails the group; anything else (an event id already
                 // stored, data the database refuses, a serialization failure under a stricter
                 // default isolation) is sorted out by the general path, which answers a retry
@@ -242,14 +243,14 @@ pub(crate) async fn append_group(
     Ok(decided)
 }
 
-/// A group of requests without conditions, small enough for one INSERT: appended by one
-/// statement that is its own transaction (one round trip, like a plain autocommit INSERT).
+/// A group small enough for one INSERT, of requests without conditions or of one request with
+/// a condition over criteria: appended by one statement that is its own transaction (one round
+/// trip, like a plain autocommit INSERT; see [`BoundarySql::append_in_one_statement`]).
 /// Positions are counted from the head row the statement locks (after waiting for any other
-/// writer to commit, it sees that writer's head), so they stay commit-ordered; nothing is read
-/// from a snapshot that could predate the lock, because an unconditional append reads nothing
-/// else. An event id that is already stored fails the statement (unique violation), which
-/// rolls it back whole.
-struct Unconditional<'a> {
+/// writer to commit, it sees that writer's head), so they stay commit-ordered. A condition is
+/// trusted only if the statement's snapshot holds the locked head. An event id that is already
+/// stored fails the statement (unique violation), which rolls it back whole.
+struct OneStatement<'a> {
     commit_offsets: Vec<i64>,
     ids: Vec<Uuid>,
     types: Vec<&'a str>,
@@ -259,15 +260,29 @@ struct Unconditional<'a> {
     tag_offsets: Vec<i64>,
     /// The offset of each request's last event.
     last_offsets: Vec<i64>,
+    /// The condition of the only request, with its expected position moved to
+    /// [`Position::BEFORE_FIRST`] if it means the beginning.
+    check: Option<Check>,
 }
 
-impl<'a> Unconditional<'a> {
-    /// Returns the arrays of `requests`, or `None` if one has a condition or they need more
-    /// than one INSERT.
-    fn new(requests: &[&'a AppendRequest]) -> Option<Self> {
-        if requests.iter().any(|r| r.condition.is_some()) {
-            return None;
-        }
+impl<'a> OneStatement<'a> {
+    /// Returns the arrays of `requests`, or `None` if they need the general path.
+    fn new(sql: &BoundarySql, requests: &[&'a AppendRequest]) -> Option<Self> {
+        let check = match requests {
+            [one] => match &one.condition {
+                None => None,
+                Some(c) if c.query.matches_all() => return None,
+                Some(c) => {
+                    let mut check = Check::new(sql, c);
+                    if check.after.is_beginning() {
+                        check.after = Position::BEFORE_FIRST;
+                    }
+                    Some(check)
+                }
+            },
+            _ if requests.iter().any(|r| r.condition.is_some()) => return None,
+            _ => None,
+        };
         let count: usize = requests.iter().map(|r| r.events.len()).sum();
         if count > CHUNK_EVENTS {
             return None;
@@ -288,6 +303,7 @@ impl<'a> Unconditional<'a> {
             tag_hashes: Vec::with_capacity(count * 4),
             tag_offsets: Vec::with_capacity(count * 4),
             last_offsets: Vec::with_capacity(requests.len()),
+            check,
         };
         let mut offset = 0i64;
         for request in requests {
@@ -310,12 +326,15 @@ impl<'a> Unconditional<'a> {
         Some(this)
     }
 
+    /// Runs the statement; `None` when it appended nothing because the condition needs the
+    /// general path (a match, an expected position after the head, or a snapshot older than
+    /// the lock).
     async fn append(
         &self,
         exec: Exec<'_>,
         sql: &BoundarySql,
         channel: &str,
-    ) -> Result<GroupOutcome, tokio_postgres::Error> {
+    ) -> Result<Option<GroupOutcome>, tokio_postgres::Error> {
         let types = [
             Type::INT8_ARRAY,
             Type::UUID_ARRAY,
@@ -327,24 +346,37 @@ impl<'a> Unconditional<'a> {
             Type::INT8,
             Type::TEXT,
         ];
-        let statement = exec.prepare(&sql.append_unconditional, &types).await?;
+        let check_params = self.check.as_ref().map(Check::params).unwrap_or_default();
+        let text = match &self.check {
+            None => None,
+            Some(c) => Some(sql.append_in_one_statement(Some((&c.sql, check_params.len())))),
+        };
+        let mut all_types: Vec<Type> = check_params.iter().map(|(_, t)| t.clone()).collect();
+        all_types.extend(types);
+        let statement = exec
+            .prepare(
+                text.as_deref().unwrap_or(&sql.append_unconditional),
+                &all_types,
+            )
+            .await?;
         let count = self.ids.len() as i64;
         let channel = channel.to_owned();
-        let params: [Param<'_>; 9] = [
-            (&self.commit_offsets, Type::INT8_ARRAY),
-            (&self.ids, Type::UUID_ARRAY),
-            (&self.types, Type::TEXT_ARRAY),
-            (&self.data, Type::JSONB_ARRAY),
-            (&self.metadata, Type::JSONB_ARRAY),
-            (&self.tag_hashes, Type::UUID_ARRAY),
-            (&self.tag_offsets, Type::INT8_ARRAY),
-            (&count, Type::INT8),
-            (&channel, Type::TEXT),
-        ];
+        let mut params: Vec<Param<'_>> = check_params;
+        params.extend([
+            (&self.commit_offsets as _, Type::INT8_ARRAY),
+            (&self.ids as _, Type::UUID_ARRAY),
+            (&self.types as _, Type::TEXT_ARRAY),
+            (&self.data as _, Type::JSONB_ARRAY),
+            (&self.metadata as _, Type::JSONB_ARRAY),
+            (&self.tag_hashes as _, Type::UUID_ARRAY),
+            (&self.tag_offsets as _, Type::INT8_ARRAY),
+            (&count as _, Type::INT8),
+            (&channel as _, Type::TEXT),
+        ]);
         let rows = exec.run(&statement, &params).await?;
         let Some(row) = rows.first() else {
             // No head row: nothing was inserted (every part of the statement joins it).
-            return Ok(GroupOutcome {
+            return Ok(Some(GroupOutcome {
                 outcomes: self
                     .last_offsets
                     .iter()
@@ -357,8 +389,12 @@ impl<'a> Unconditional<'a> {
                     .collect(),
                 head: Position::BEFORE_FIRST,
                 appended: false,
-            });
+            }));
         };
+        let appended: i64 = row.try_get(2)?;
+        if appended == 0 {
+            return Ok(None);
+        }
         let before: i64 = row.try_get(0)?;
         let outcomes = self
             .last_offsets
@@ -371,11 +407,11 @@ impl<'a> Unconditional<'a> {
                 })
             })
             .collect();
-        Ok(GroupOutcome {
+        Ok(Some(GroupOutcome {
             outcomes,
             head: Position::new(before + count + 1, before + count),
             appended: true,
-        })
+        }))
     }
 }
 

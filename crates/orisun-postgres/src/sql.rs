@@ -30,11 +30,7 @@ pub(crate) struct BoundarySql {
     pub insert_tags: String,
     /// Moves the head: `($1 seq, $2 commit_pos)`.
     pub update_head: String,
-    /// Appends unconditional events in one statement (its own transaction): locks the head,
-    /// inserts the events and tags at positions counted from it, moves it and queues the NOTIFY.
-    /// `($1 commit offset[], $2 id[], $3 type[], $4 data[], $5 metadata[], $6 tag h[],
-    /// $7 tag event offset[], $8 event count, $9 channel) -> (seq, commit_pos)` of the head
-    /// before. Event `i` (from 0) gets seq `head + 1 + i` and commit `head + 1 + offset[i]`.
+    /// [`BoundarySql::append_in_one_statement`] without a condition.
     pub append_unconditional: String,
     /// Reads the whole log ascending from an inclusive position: `($1 commit, $2 prepare, $3 limit)`.
     pub read_all_asc: String,
@@ -48,6 +44,12 @@ pub(crate) const NOTIFY: &str = "SELECT pg_notify($1, $2)";
 impl BoundarySql {
     /// Builds the statements for the given object names.
     pub(crate) fn new(names: ObjectNames) -> Self {
+        let mut this = Self::without_one_statement_append(names);
+        this.append_unconditional = this.append_in_one_statement(None);
+        this
+    }
+
+    fn without_one_statement_append(names: ObjectNames) -> Self {
         let ObjectNames {
             events, tags, head, ..
         } = &names;
@@ -66,19 +68,7 @@ impl BoundarySql {
                 "INSERT INTO {tags} (h, seq) SELECT * FROM UNNEST($1::uuid[], $2::bigint[])"
             ),
             update_head: format!("UPDATE {head} SET seq = $1, commit_pos = $2 WHERE id = 0"),
-            append_unconditional: format!(
-                "WITH hd AS (SELECT seq, commit_pos FROM {head} WHERE id = 0 FOR UPDATE), \
-                 ev AS (INSERT INTO {events} (seq, commit_pos, event_id, event_type, data, metadata) \
-                 SELECT hd.seq + u.o, hd.seq + 1 + u.coff, u.id, u.ty, u.d, u.m FROM hd, \
-                 UNNEST($1::bigint[], $2::uuid[], $3::text[], $4::jsonb[], $5::jsonb[]) \
-                 WITH ORDINALITY AS u(coff, id, ty, d, m, o)), \
-                 tg AS (INSERT INTO {tags} (h, seq) SELECT t.h, hd.seq + 1 + t.off FROM hd, \
-                 UNNEST($6::uuid[], $7::bigint[]) AS t(h, off)), \
-                 up AS (UPDATE {head} AS hu SET seq = hd.seq + $8, commit_pos = hd.seq + $8 + 1 \
-                 FROM hd WHERE hu.id = 0) \
-                 SELECT hd.seq, hd.commit_pos, \
-                 pg_notify($9, (hd.seq + $8 + 1)::text || ',' || (hd.seq + $8)::text) FROM hd"
-            ),
+            append_unconditional: String::new(),
             read_all_asc: format!(
                 "SELECT {EVENT_COLUMNS} FROM {events} e WHERE (e.commit_pos, e.seq) >= ($1, $2) \
                  ORDER BY e.commit_pos, e.seq LIMIT $3"
@@ -208,6 +198,61 @@ impl BoundarySql {
             ") SELECT e.seq, e.commit_pos FROM {events} e WHERE e.seq = (SELECT max(seq) FROM m)"
         );
         sql
+    }
+
+    /// Appends events in one statement, which is its own transaction: locks the head row,
+    /// inserts the events and tags at positions counted from it, moves it and queues the NOTIFY,
+    /// all as data-modifying CTEs.
+    ///
+    /// With `check` (the text of a [`BoundarySql::condition_check`], whose parameters come
+    /// first), the events are inserted only if the check finds no match, the expected position
+    /// (`$1, $2`) is not after the head, and the statement's snapshot holds the locked head: if
+    /// another writer committed between the snapshot and the lock, the check could have missed
+    /// its events, so nothing is inserted and the caller decides again by the general path.
+    ///
+    /// Parameters after the check's (from `$p`): commit offset[], id[], type[], data[],
+    /// metadata[], tag h[], tag event offset[], event count, channel. Event `i` (from 0) gets
+    /// seq `head + 1 + i` and commit `head + 1 + offset[i]`. Returns `(seq, commit_pos)` of the
+    /// head before, and the number of appends made (0 or 1).
+    pub(crate) fn append_in_one_statement(&self, check: Option<(&str, usize)>) -> String {
+        let ObjectNames {
+            events, tags, head, ..
+        } = &self.names;
+        let (guard, p) = match check {
+            None => ("SELECT hd.seq FROM hd".to_owned(), 1),
+            Some((check, params)) => (
+                format!(
+                    "SELECT hd.seq FROM hd WHERE hd.seq = (SELECT seq FROM {head} WHERE id = 0) \
+                     AND (hd.commit_pos, hd.seq) >= ($1, $2) AND NOT EXISTS ({check})"
+                ),
+                params + 1,
+            ),
+        };
+        let q = |i: usize| format!("${}", p + i);
+        format!(
+            "WITH hd AS (SELECT seq, commit_pos FROM {head} WHERE id = 0 FOR UPDATE), \
+             ok AS MATERIALIZED ({guard}), \
+             ev AS (INSERT INTO {events} (seq, commit_pos, event_id, event_type, data, metadata) \
+             SELECT ok.seq + u.o, ok.seq + 1 + u.coff, u.id, u.ty, u.d, u.m FROM ok, \
+             UNNEST({c}::bigint[], {i}::uuid[], {t}::text[], {d}::jsonb[], {m}::jsonb[]) \
+             WITH ORDINALITY AS u(coff, id, ty, d, m, o)), \
+             tg AS (INSERT INTO {tags} (h, seq) SELECT t.h, ok.seq + 1 + t.off FROM ok, \
+             UNNEST({th}::uuid[], {to}::bigint[]) AS t(h, off)), \
+             up AS (UPDATE {head} AS hu SET seq = ok.seq + {n}, commit_pos = ok.seq + {n} + 1 \
+             FROM ok WHERE hu.id = 0), \
+             nt AS (SELECT pg_notify({ch}, (ok.seq + {n} + 1)::text || ',' || (ok.seq + {n})::text) \
+             FROM ok) \
+             SELECT hd.seq, hd.commit_pos, (SELECT count(*) FROM nt) FROM hd",
+            c = q(0),
+            i = q(1),
+            t = q(2),
+            d = q(3),
+            m = q(4),
+            th = q(5),
+            to = q(6),
+            n = q(7),
+            ch = q(8),
+        )
     }
 
     /// A page of the events matching any criterion, from an inclusive position, in the given

@@ -1089,3 +1089,68 @@ async fn a_request_failing_in_the_database_fails_alone() {
         .get(0);
     assert_eq!(stuck, 0, "no pooled connection left inside a transaction");
 }
+
+/// A conditional save that waits for the boundary's lock while another transaction appends a
+/// matching event must see that event: the one-statement append's snapshot predates the other
+/// commit, so it must not trust its check and decide again. A save whose criteria the other
+/// event does not match goes through, after it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_condition_waiting_for_the_lock_sees_the_holders_events() {
+    let db = TestDb::create().await;
+    let store = db.store().await;
+    let b = boundary("waiting");
+    store.create_boundary(&b).await.expect("create");
+    let account = |a: &str| Query::new([Criterion::new([Tag::new("account", a)])]);
+    let first = store
+        .append(&b, vec![event("Opened", json!({"account": "a"}))], None)
+        .await
+        .expect("append")
+        .position;
+
+    for (criteria, should_conflict) in [("a", true), ("z", false)] {
+        let head = store.head(&b).await.expect("head");
+        let mut client = store.pool().get().await.expect("connection");
+        let tx = client.transaction().await.expect("begin");
+        let held = store
+            .append_in_transaction(
+                &tx,
+                &b,
+                vec![event("Deposited", json!({"account": "a"}))],
+                None,
+            )
+            .await
+            .expect("append in transaction")
+            .position;
+        let waiting = {
+            let (store, b) = (store.clone(), b.clone());
+            let condition = AppendCondition::new(account(criteria), head);
+            tokio::spawn(async move {
+                store
+                    .append(
+                        &b,
+                        vec![event("Withdrawn", json!({"account": criteria}))],
+                        Some(condition),
+                    )
+                    .await
+            })
+        };
+        // Let the save's statement start (and take its snapshot) behind the held lock.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(!waiting.is_finished(), "the save waits for the lock");
+        tx.commit().await.expect("commit");
+        let outcome = waiting.await.expect("task");
+        if should_conflict {
+            assert!(
+                matches!(outcome, Err(StoreError::ConditionFailed { actual, .. }) if actual == held),
+                "{outcome:?}"
+            );
+        } else {
+            let position = outcome.expect("no matching event was appended").position;
+            assert!(position > held, "{position} after {held}");
+        }
+    }
+    let all = read_all(&store, &b).await;
+    assert_well_formed(&all);
+    assert_eq!(all.len(), 4, "opened, two deposits, one withdrawal");
+    assert_eq!(all[0].position, first);
+}
