@@ -347,10 +347,10 @@ impl<'a> OneStatement<'a> {
             Type::TEXT,
         ];
         let check_params = self.check.as_ref().map(Check::params).unwrap_or_default();
-        let text = match &self.check {
-            None => None,
-            Some(c) => Some(sql.append_in_one_statement(Some((&c.sql, check_params.len())))),
-        };
+        let text = self
+            .check
+            .as_ref()
+            .map(|c| sql.append_in_one_statement(Some((&c.sql, check_params.len()))));
         let mut all_types: Vec<Type> = check_params.iter().map(|(_, t)| t.clone()).collect();
         all_types.extend(types);
         let statement = exec
