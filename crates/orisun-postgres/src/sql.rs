@@ -45,7 +45,7 @@ impl BoundarySql {
     /// Builds the statements for the given object names.
     pub(crate) fn new(names: ObjectNames) -> Self {
         let mut this = Self::without_one_statement_append(names);
-        this.append_unconditional = this.append_in_one_statement(None);
+        this.append_unconditional = this.append_in_one_statement(&[], 0);
         this
     }
 
@@ -168,13 +168,19 @@ impl BoundarySql {
     /// last seq at or before it, so each criterion's search stops there: the check costs what
     /// was appended since the command read its context, however large the log.
     pub(crate) fn condition_check(&self, shape: &[usize]) -> String {
+        self.condition_check_from(shape, 1)
+    }
+
+    /// [`BoundarySql::condition_check`] with its parameters numbered from `$first`.
+    pub(crate) fn condition_check_from(&self, shape: &[usize], first: usize) -> String {
         let events = &self.names.events;
+        let (c, p) = (first, first + 1);
         let mut sql = format!(
             "WITH b AS (SELECT COALESCE((SELECT seq FROM {events} \
-             WHERE (commit_pos, seq) <= ($1, $2) ORDER BY commit_pos DESC, seq DESC LIMIT 1), -1) \
+             WHERE (commit_pos, seq) <= (${c}, ${p}) ORDER BY commit_pos DESC, seq DESC LIMIT 1), -1) \
              AS bound), m AS ("
         );
-        let mut param = 3;
+        let mut param = first + 2;
         for (i, &tags) in shape.iter().enumerate() {
             if i > 0 {
                 sql.push_str(" UNION ALL ");
@@ -204,30 +210,40 @@ impl BoundarySql {
     /// inserts the events and tags at positions counted from it, moves it and queues the NOTIFY,
     /// all as data-modifying CTEs.
     ///
-    /// With `check` (the text of a [`BoundarySql::condition_check`], whose parameters come
-    /// first), the events are inserted only if the check finds no match, the expected position
-    /// (`$1, $2`) is not after the head, and the statement's snapshot holds the locked head: if
-    /// another writer committed between the snapshot and the lock, the check could have missed
-    /// its events, so nothing is inserted and the caller decides again by the general path.
+    /// With `checks` (the texts of [`BoundarySql::condition_check_from`] for each request's
+    /// condition, their parameters first, each with its expected position first), the events
+    /// are inserted only if no check finds a match, no expected position is after the head,
+    /// and the statement's snapshot holds the locked head: if another writer committed between
+    /// the snapshot and the lock, a check could have missed its events, so nothing is inserted
+    /// and the caller decides again by the general path.
     ///
-    /// Parameters after the check's (from `$p`): commit offset[], id[], type[], data[],
-    /// metadata[], tag h[], tag event offset[], event count, channel. Event `i` (from 0) gets
-    /// seq `head + 1 + i` and commit `head + 1 + offset[i]`. Returns `(seq, commit_pos)` of the
-    /// head before, and the number of appends made (0 or 1).
-    pub(crate) fn append_in_one_statement(&self, check: Option<(&str, usize)>) -> String {
+    /// Parameters after the checks' (from `$p`, `p` = `params + 1`): commit offset[], id[],
+    /// type[], data[], metadata[], tag h[], tag event offset[], event count, channel. Event `i`
+    /// (from 0) gets seq `head + 1 + i` and commit `head + 1 + offset[i]`. Returns `(seq,
+    /// commit_pos)` of the head before, and the number of appends made (0 or 1).
+    pub(crate) fn append_in_one_statement(
+        &self,
+        checks: &[(String, usize)],
+        params: usize,
+    ) -> String {
         let ObjectNames {
             events, tags, head, ..
         } = &self.names;
-        let (guard, p) = match check {
-            None => ("SELECT hd.seq FROM hd".to_owned(), 1),
-            Some((check, params)) => (
-                format!(
-                    "SELECT hd.seq FROM hd WHERE hd.seq = (SELECT seq FROM {head} WHERE id = 0) \
-                     AND (hd.commit_pos, hd.seq) >= ($1, $2) AND NOT EXISTS ({check})"
-                ),
-                params + 1,
-            ),
-        };
+        let mut guard = "SELECT hd.seq FROM hd".to_owned();
+        if !checks.is_empty() {
+            let _ = write!(
+                guard,
+                " WHERE hd.seq = (SELECT seq FROM {head} WHERE id = 0)"
+            );
+            for (check, first) in checks {
+                let (c, p) = (first, first + 1);
+                let _ = write!(
+                    guard,
+                    " AND (hd.commit_pos, hd.seq) >= (${c}, ${p}) AND NOT EXISTS ({check})"
+                );
+            }
+        }
+        let p = params + 1;
         let q = |i: usize| format!("${}", p + i);
         format!(
             "WITH hd AS (SELECT seq, commit_pos FROM {head} WHERE id = 0 FOR UPDATE), \

@@ -1154,3 +1154,80 @@ async fn a_condition_waiting_for_the_lock_sees_the_holders_events() {
     assert_eq!(all.len(), 4, "opened, two deposits, one withdrawal");
     assert_eq!(all[0].position, first);
 }
+
+/// Saves that queue up behind a busy writer are decided together, in order: a conditional save
+/// whose criteria match an earlier save of the same group (conditional or not) conflicts with
+/// it, while saves with independent contexts all go through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queued_conditions_see_the_earlier_saves_of_their_group() {
+    let db = TestDb::create().await;
+    let store = db.store().await;
+    let b = boundary("queued");
+    store.create_boundary(&b).await.expect("create");
+    let account = |a: &str| Query::new([Criterion::new([Tag::new("account", a)])]);
+    store
+        .append(&b, vec![event("Opened", json!({"account": "lib"}))], None)
+        .await
+        .expect("append");
+
+    let rounds: [&[(&str, bool)]; 3] = [
+        &[("x", false), ("x", true)],
+        &[("y", true), ("y", true), ("z", true)],
+        &[("p", false), ("q", true)],
+    ];
+    let mut saved = 1;
+    for round in rounds {
+        let head = store.head(&b).await.expect("head");
+        // Hold the boundary's lock, so that the writer's next group waits and the saves after
+        // it queue up into one group.
+        let mut client = store.pool().get().await.expect("connection");
+        let tx = client.transaction().await.expect("begin");
+        store
+            .append_in_transaction(
+                &tx,
+                &b,
+                vec![event("Held", json!({"account": "lib"}))],
+                None,
+            )
+            .await
+            .expect("append in transaction");
+        let spawn = |data: Value, condition: Option<AppendCondition>| {
+            let (store, b) = (store.clone(), b.clone());
+            tokio::spawn(async move { store.append(&b, vec![event("E", data)], condition).await })
+        };
+        let blocked = spawn(json!({"account": "other"}), None);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let mut saves = Vec::new();
+        for &(a, conditional) in round {
+            let condition = conditional.then(|| AppendCondition::new(account(a), head));
+            saves.push(spawn(json!({"account": a}), condition));
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        tx.commit().await.expect("commit");
+        blocked.await.expect("task").expect("unconditional save");
+        saved += 2;
+        let mut accepted: Vec<(&str, Position)> = Vec::new();
+        for (i, (&(a, _), save)) in round.iter().zip(saves).enumerate() {
+            let outcome = save.await.expect("task");
+            let earlier = accepted
+                .iter()
+                .find(|(other, _)| *other == a)
+                .map(|(_, p)| *p);
+            match (outcome, earlier) {
+                (Ok(o), None) => accepted.push((a, o.position)),
+                (Err(StoreError::ConditionFailed { actual, .. }), Some(p)) => {
+                    assert_eq!(actual, p, "save {i} conflicts with the earlier save of {a}");
+                }
+                (other, earlier) => panic!("save {i} ({a}, earlier: {earlier:?}): {other:?}"),
+            }
+        }
+        assert!(
+            accepted.windows(2).all(|w| w[0].1 < w[1].1),
+            "in queue order: {accepted:?}"
+        );
+        saved += accepted.len();
+    }
+    let all = read_all(&store, &b).await;
+    assert_well_formed(&all);
+    assert_eq!(all.len(), saved);
+}
