@@ -252,20 +252,16 @@ pub(crate) async fn append_group(
 const ONE_STATEMENT_CHECKS: usize = 1;
 
 /// A group small enough for one INSERT with at most [`ONE_STATEMENT_CHECKS`] conditions, each
-/// independent of the group's earlier events: appended by one statement that is its own transaction (one round trip, like a plain
-/// autocommit INSERT; see [`BoundarySql::append_in_one_statement`]), all or nothing. Positions
+/// independent of the group's earlier events: appended by one statement that is its own
+/// transaction (one round trip, like a plain autocommit INSERT; see [`BoundarySql::append_in_one_statement`]), all or nothing. Positions
 /// are counted from the head row the statement locks (after waiting for any other writer to
 /// commit, it sees that writer's head), so they stay commit-ordered. The checks are trusted
 /// only if the statement's snapshot holds the locked head. An event id that is already stored
 /// fails the statement (unique violation), which rolls it back whole.
 struct OneStatement<'a> {
-    commit_offsets: Vec<i64>,
-    ids: Vec<Uuid>,
-    types: Vec<&'a str>,
-    data: Vec<Json<&'a JsonObject>>,
-    metadata: Vec<Json<&'a JsonObject>>,
-    tag_hashes: Vec<Uuid>,
-    tag_offsets: Vec<i64>,
+    /// The arrays, with positions relative to the head: the prepare position of event `i` is
+    /// `i`, its commit position its request's last offset + 1.
+    chunk: Chunk<'a>,
     /// The offset of each request's last event.
     last_offsets: Vec<i64>,
     /// The conditions, each with its expected position moved to [`Position::BEFORE_FIRST`] if
@@ -311,13 +307,7 @@ impl<'a> OneStatement<'a> {
             checks.push(check);
         }
         let mut this = Self {
-            commit_offsets: Vec::with_capacity(count),
-            ids: Vec::with_capacity(count),
-            types: Vec::with_capacity(count),
-            data: Vec::with_capacity(count),
-            metadata: Vec::with_capacity(count),
-            tag_hashes: Vec::with_capacity(count * 4),
-            tag_offsets: Vec::with_capacity(count * 4),
+            chunk: Chunk::default(),
             last_offsets: Vec::with_capacity(requests.len()),
             checks,
         };
@@ -325,20 +315,12 @@ impl<'a> OneStatement<'a> {
         for request in requests {
             let last = offset + request.events.len() as i64 - 1;
             for event in &request.events {
-                this.commit_offsets.push(last + 1);
-                this.ids.push(event.event_id);
-                this.types.push(event.event_type.as_str());
-                this.data.push(Json(&event.data));
-                this.metadata.push(Json(&event.metadata));
-                for h in event.tag_hashes() {
-                    this.tag_hashes.push(Uuid::from_bytes(h));
-                    this.tag_offsets.push(offset);
-                }
+                this.chunk.push(event, Position::new(last + 1, offset), 0);
                 offset += 1;
             }
             this.last_offsets.push(last);
         }
-        sort_pairs(&mut this.tag_hashes, &mut this.tag_offsets);
+        this.chunk.sort_tags();
         Some(this)
     }
 
@@ -379,17 +361,18 @@ impl<'a> OneStatement<'a> {
                 &all_types,
             )
             .await?;
-        let count = self.ids.len() as i64;
+        let c = &self.chunk;
+        let count = c.ids.len() as i64;
         let channel = channel.to_owned();
         let mut params: Vec<Param<'_>> = check_params;
         params.extend([
-            (&self.commit_offsets as _, Type::INT8_ARRAY),
-            (&self.ids as _, Type::UUID_ARRAY),
-            (&self.types as _, Type::TEXT_ARRAY),
-            (&self.data as _, Type::JSONB_ARRAY),
-            (&self.metadata as _, Type::JSONB_ARRAY),
-            (&self.tag_hashes as _, Type::UUID_ARRAY),
-            (&self.tag_offsets as _, Type::INT8_ARRAY),
+            (&c.commits as _, Type::INT8_ARRAY),
+            (&c.ids as _, Type::UUID_ARRAY),
+            (&c.types as _, Type::TEXT_ARRAY),
+            (&c.data as _, Type::JSONB_ARRAY),
+            (&c.metadata as _, Type::JSONB_ARRAY),
+            (&c.tag_hashes as _, Type::UUID_ARRAY),
+            (&c.tag_seqs as _, Type::INT8_ARRAY),
             (&count as _, Type::INT8),
             (&channel as _, Type::TEXT),
         ]);
@@ -432,17 +415,6 @@ impl<'a> OneStatement<'a> {
             head: Position::new(before + count + 1, before + count),
             appended: true,
         }))
-    }
-}
-
-/// Sorts tag rows by key, so that their index insertions walk the tag index in order
-/// (neighbouring keys share leaf pages) instead of descending to a random leaf each time.
-fn sort_pairs(hashes: &mut [Uuid], seqs: &mut [i64]) {
-    let mut rows: Vec<(Uuid, i64)> = hashes.iter().copied().zip(seqs.iter().copied()).collect();
-    rows.sort_unstable();
-    for (i, (h, seq)) in rows.into_iter().enumerate() {
-        hashes[i] = h;
-        seqs[i] = seq;
     }
 }
 
@@ -688,8 +660,20 @@ impl<'a> Chunk<'a> {
         self.bytes += size;
     }
 
+    /// Sorts the tag rows by key, so that their index insertions walk the tag index in order
+    /// (neighbouring keys share leaf pages) instead of descending to a random leaf each time.
     fn sort_tags(&mut self) {
-        sort_pairs(&mut self.tag_hashes, &mut self.tag_seqs);
+        let mut rows: Vec<(Uuid, i64)> = self
+            .tag_hashes
+            .iter()
+            .copied()
+            .zip(self.tag_seqs.iter().copied())
+            .collect();
+        rows.sort_unstable();
+        for (i, (h, seq)) in rows.into_iter().enumerate() {
+            self.tag_hashes[i] = h;
+            self.tag_seqs[i] = seq;
+        }
     }
 }
 
