@@ -82,15 +82,14 @@ pub(crate) fn position_of(
 
 /// The database part of a condition check: its SQL and parameters.
 struct Check {
-    sql: String,
-    /// Tags per criterion, to number the parameters of the same check elsewhere.
+    /// Tags per criterion: the shape of the check's SQL.
     shape: Vec<usize>,
     after: Position,
     hashes: Vec<Uuid>,
 }
 
 impl Check {
-    fn new(sql: &BoundarySql, condition: &AppendCondition) -> Self {
+    fn new(condition: &AppendCondition) -> Self {
         let mut shape = Vec::with_capacity(condition.query.criteria.len());
         let mut hashes = Vec::new();
         for criterion in &condition.query.criteria {
@@ -99,7 +98,6 @@ impl Check {
             hashes.extend(h.into_iter().map(Uuid::from_bytes));
         }
         Self {
-            sql: sql.condition_check(&shape),
             shape,
             after: condition.after,
             hashes,
@@ -133,7 +131,7 @@ pub(crate) async fn append_group(
 ) -> Result<GroupOutcome, StoreError> {
     let db = |e| error::db("append", e);
     if transaction == Transaction::Own {
-        if let Some(fast) = OneStatement::new(sql, requests) {
+        if let Some(fast) = OneStatement::new(requests) {
             match fast.append(exec, sql, channel).await {
                 Ok(Some(outcome)) => return Ok(outcome),
                 Ok(None) => {}
@@ -158,21 +156,25 @@ pub(crate) async fn append_group(
             r.condition
                 .as_ref()
                 .filter(|c| !c.query.matches_all())
-                .map(|c| Check::new(sql, c))
+                .map(Check::new)
         })
         .collect();
     let check_params: Vec<Vec<Param<'_>>> = checks
         .iter()
         .map(|c| c.as_ref().map(Check::params).unwrap_or_default())
         .collect();
+    let check_sql: Vec<Option<String>> = checks
+        .iter()
+        .map(|c| c.as_ref().map(|c| sql.condition_check(&c.shape)))
+        .collect();
 
     // Prepare first (no-op once cached), so that running a statement sends it at once.
     let lock = exec.prepare(&sql.lock_head, &[]);
     let find = exec.prepare(&sql.find_ids, &[Type::UUID_ARRAY]);
-    let prepared_checks = try_join_all(checks.iter().zip(&check_params).filter_map(|(c, p)| {
+    let prepared_checks = try_join_all(check_sql.iter().zip(&check_params).filter_map(|(c, p)| {
         c.as_ref().map(|c| {
             let types: Vec<Type> = p.iter().map(|(_, t)| t.clone()).collect();
-            async move { exec.prepare(&c.sql, &types).await }
+            async move { exec.prepare(c, &types).await }
         })
     }));
     let (lock, (find, prepared_checks)) = try_join(lock, try_join(find, prepared_checks))
@@ -271,7 +273,7 @@ struct OneStatement<'a> {
 
 impl<'a> OneStatement<'a> {
     /// Returns the arrays of `requests`, or `None` if they need the general path.
-    fn new(sql: &BoundarySql, requests: &[&'a AppendRequest]) -> Option<Self> {
+    fn new(requests: &[&'a AppendRequest]) -> Option<Self> {
         let count: usize = requests.iter().map(|r| r.events.len()).sum();
         if count > CHUNK_EVENTS {
             return None;
@@ -300,7 +302,7 @@ impl<'a> OneStatement<'a> {
             if sees_earlier {
                 return None;
             }
-            let mut check = Check::new(sql, condition);
+            let mut check = Check::new(condition);
             if check.after.is_beginning() {
                 check.after = Position::BEFORE_FIRST;
             }
