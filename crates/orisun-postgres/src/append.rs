@@ -322,7 +322,7 @@ impl<'a> OneStatement<'a> {
             }
             this.last_offsets.push(last);
         }
-        this.chunk.sort_tags();
+        this.chunk.make_runs();
         Some(this)
     }
 
@@ -342,6 +342,7 @@ impl<'a> OneStatement<'a> {
             Type::JSONB_ARRAY,
             Type::JSONB_ARRAY,
             Type::UUID_ARRAY,
+            Type::INT8_ARRAY,
             Type::INT8_ARRAY,
             Type::INT8,
             Type::TEXT,
@@ -374,7 +375,8 @@ impl<'a> OneStatement<'a> {
             (&c.data as _, Type::JSONB_ARRAY),
             (&c.metadata as _, Type::JSONB_ARRAY),
             (&c.tag_hashes as _, Type::UUID_ARRAY),
-            (&c.tag_seqs as _, Type::INT8_ARRAY),
+            (&c.tag_lo as _, Type::INT8_ARRAY),
+            (&c.tag_hi as _, Type::INT8_ARRAY),
             (&count as _, Type::INT8),
             (&channel as _, Type::TEXT),
         ]);
@@ -552,7 +554,7 @@ async fn insert(
         }
     }
     for chunk in &mut chunks {
-        chunk.sort_tags();
+        chunk.make_runs();
     }
     let head_seq = decided.head.prepare;
     let head_commit = decided.head.commit;
@@ -568,7 +570,10 @@ async fn insert(
     ];
     let (insert_events, insert_tags, update_head, notify) = futures::try_join!(
         exec.prepare(&sql.insert_events, &event_types),
-        exec.prepare(&sql.insert_tags, &[Type::UUID_ARRAY, Type::INT8_ARRAY]),
+        exec.prepare(
+            &sql.insert_tags,
+            &[Type::UUID_ARRAY, Type::INT8_ARRAY, Type::INT8_ARRAY]
+        ),
         exec.prepare(&sql.update_head, &[Type::INT8, Type::INT8]),
         exec.prepare(NOTIFY, &[Type::TEXT, Type::TEXT]),
     )?;
@@ -585,13 +590,14 @@ async fn insert(
             ]
         })
         .collect();
-    let tag_params: Vec<[Param<'_>; 2]> = chunks
+    let tag_params: Vec<[Param<'_>; 3]> = chunks
         .iter()
         .filter(|c| !c.tag_hashes.is_empty())
         .map(|c| {
             [
                 (&c.tag_hashes as _, Type::UUID_ARRAY),
-                (&c.tag_seqs as _, Type::INT8_ARRAY),
+                (&c.tag_lo as _, Type::INT8_ARRAY),
+                (&c.tag_hi as _, Type::INT8_ARRAY),
             ]
         })
         .collect();
@@ -633,7 +639,7 @@ const CHUNK_BYTES: usize = 32 << 20;
 /// Most events sent in one INSERT.
 const CHUNK_EVENTS: usize = 10_000;
 
-/// The arrays of one INSERT of events and one of their tags.
+/// The arrays of one INSERT of events and one of their tag runs.
 #[derive(Default)]
 struct Chunk<'a> {
     seqs: Vec<i64>,
@@ -642,8 +648,12 @@ struct Chunk<'a> {
     types: Vec<&'a str>,
     data: Vec<Json<&'a JsonObject>>,
     metadata: Vec<Json<&'a JsonObject>>,
+    /// One `(tag, seq)` pair per tag of each event, until [`Chunk::make_runs`].
+    tag_pairs: Vec<(Uuid, i64)>,
+    /// The runs' tags, first seqs and last seqs (`None` for a run of one event).
     tag_hashes: Vec<Uuid>,
-    tag_seqs: Vec<i64>,
+    tag_lo: Vec<i64>,
+    tag_hi: Vec<Option<i64>>,
     bytes: usize,
 }
 
@@ -656,25 +666,31 @@ impl<'a> Chunk<'a> {
         self.data.push(Json(&event.data));
         self.metadata.push(Json(&event.metadata));
         for h in event.tag_hashes() {
-            self.tag_hashes.push(Uuid::from_bytes(h));
-            self.tag_seqs.push(position.prepare);
+            self.tag_pairs.push((Uuid::from_bytes(h), position.prepare));
         }
         self.bytes += size;
     }
 
-    /// Sorts the tag rows by key, so that their index insertions walk the tag index in order
-    /// (neighbouring keys share leaf pages) instead of descending to a random leaf each time.
-    fn sort_tags(&mut self) {
-        let mut rows: Vec<(Uuid, i64)> = self
-            .tag_hashes
-            .iter()
-            .copied()
-            .zip(self.tag_seqs.iter().copied())
-            .collect();
-        rows.sort_unstable();
-        for (i, (h, seq)) in rows.into_iter().enumerate() {
-            self.tag_hashes[i] = h;
-            self.tag_seqs[i] = seq;
+    /// Turns the `(tag, seq)` pairs into runs: one row per tag per stretch of consecutive seqs
+    /// that all have it, so that a batch (or a group) of events sharing a type, a stream id or
+    /// a tenant writes one index row for each, not one per event. The runs come out sorted by
+    /// `(tag, lo)`, so their index insertions walk the tag index in order (neighbouring keys
+    /// share leaf pages) instead of descending to a random leaf each time. The seqs of one
+    /// chunk are distinct and it is inserted once, so its runs overlap no other run of a tag.
+    fn make_runs(&mut self) {
+        let mut pairs = std::mem::take(&mut self.tag_pairs);
+        pairs.sort_unstable();
+        let mut runs: Vec<(Uuid, i64, i64)> = Vec::new();
+        for (h, seq) in pairs {
+            match runs.last_mut() {
+                Some((last, _, hi)) if *last == h && *hi + 1 == seq => *hi = seq,
+                _ => runs.push((h, seq, seq)),
+            }
+        }
+        for (h, lo, hi) in runs {
+            self.tag_hashes.push(h);
+            self.tag_lo.push(lo);
+            self.tag_hi.push((hi > lo).then_some(hi));
         }
     }
 }

@@ -20,10 +20,16 @@
 //!   `(commit_pos, seq)`. `seq` is the prepare position, `commit_pos` the commit position.
 //!   No index includes `data`, so events of any size fit; `date_created` is a `timestamptz`
 //!   set by `now()`, correct whatever the session's TimeZone.
-//! - `<b>_orisun_tags(h uuid, seq, PK (h, seq))`: one row per distinct tag hash of an event
-//!   ([`orisun_core::NewEvent::tag_hashes`], 16 bytes stored as a `uuid`). Criteria are
-//!   intersections (per criterion) and unions (across criteria) of index scans of this table, so
-//!   a condition check or a latest-by-criteria never scans the log.
+//! - `<b>_orisun_tags(h uuid, lo, hi, PK (h, lo) INCLUDE (hi))`: the tag index, as runs. A row
+//!   says that the events `lo..=hi` (`hi` NULL: just `lo`) all have the tag hash `h`
+//!   ([`orisun_core::NewEvent::tag_hashes`], 16 bytes stored as a `uuid`); each insert writes one
+//!   row per stretch of consecutive events sharing a tag, so a batch or a group of events of one
+//!   type, stream or tenant costs one index row for that tag, not one per event. The runs of a
+//!   tag never overlap, so the run holding or preceding a seq is one probe. Criteria are
+//!   intersections (per criterion) and unions (across criteria) of index scans of this table,
+//!   so a condition check or a latest-by-criteria never scans the log. (Boundary DDL version 1
+//!   had one row per event and tag, `(h, seq)`; version 2 renames `seq` to `lo` and adds `hi`, so
+//!   its rows are runs of one event, read as such.)
 //! - `<b>_orisun_head(id = 0, seq, commit_pos)`: the head, and the boundary's writer lock.
 //!
 //! The prefix `<b>` is the boundary name, or for names too long to leave room for the suffixes
@@ -101,7 +107,7 @@
 //! - Inserts use `UNNEST` arrays rather than binary COPY. Measured on the development machine
 //!   (`examples/throughput.rs`), raw 1000-row batches reach about 80,000 rows/s with `UNNEST`
 //!   and 100,000 with binary COPY; but in a group the event rows are a minor part of the work
-//!   (the tag rows, the event-id lookup, three indexes), and COPY, a protocol sub-mode, cannot
+//!   (the tag runs, the event-id lookup, three indexes), and COPY, a protocol sub-mode, cannot
 //!   be pipelined with the group's other statements, which would cost a round trip per group.
 //!
 //! # Errors

@@ -38,11 +38,18 @@ const CATALOG: &[Migration] = &[
 ];
 
 /// Changes to each boundary's tables, in order; templates rendered by [`ObjectNames::render`].
-const BOUNDARY: &[Migration] = &[Migration {
-    version: 1,
-    name: "tables",
-    sql: include_str!("../migrations/boundary/0001_tables.sql"),
-}];
+const BOUNDARY: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "tables",
+        sql: include_str!("../migrations/boundary/0001_tables.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "tag runs",
+        sql: include_str!("../migrations/boundary/0002_tag_runs.sql"),
+    },
+];
 
 /// The per-boundary DDL version this build creates and expects.
 pub(crate) fn boundary_ddl_version() -> i32 {

@@ -26,7 +26,7 @@ pub(crate) struct BoundarySql {
     pub find_ids: String,
     /// Inserts events from arrays: `($1 seq[], $2 commit[], $3 id[], $4 type[], $5 data[], $6 metadata[])`.
     pub insert_events: String,
-    /// Inserts tag rows from arrays: `($1 h[], $2 seq[])`.
+    /// Inserts tag runs from arrays: `($1 h[], $2 lo[], $3 hi[])` (`hi` NULL for one event).
     pub insert_tags: String,
     /// Moves the head: `($1 seq, $2 commit_pos)`.
     pub update_head: String,
@@ -65,7 +65,8 @@ impl BoundarySql {
                  $5::jsonb[], $6::jsonb[])"
             ),
             insert_tags: format!(
-                "INSERT INTO {tags} (h, seq) SELECT * FROM UNNEST($1::uuid[], $2::bigint[])"
+                "INSERT INTO {tags} (h, lo, hi) SELECT * FROM UNNEST($1::uuid[], $2::bigint[], \
+                 $3::bigint[])"
             ),
             update_head: format!("UPDATE {head} SET seq = $1, commit_pos = $2 WHERE id = 0"),
             append_unconditional: String::new(),
@@ -85,11 +86,17 @@ impl BoundarySql {
     /// inclusive seq range `lo..=hi` (SQL expressions), at most `limit` of them, from the high
     /// end (`desc`) or the low end. The tag hashes are bound from parameter `first` on.
     ///
-    /// One tag is one index range scan. Several tags are intersected by leapfrogging in a
-    /// recursive CTE: from a candidate seq, each tag's nearest row at or past it (one index
-    /// probe each) gives the next candidate, the farthest of them; a candidate all tags reach is
-    /// a match. No match is skipped (none can lie between the candidate and the farthest
-    /// nearest row), and the number of steps is at most about twice the row count of the
+    /// The tag index holds runs: a row `(h, lo, hi)` covers the seqs `lo..=hi` (`hi` NULL: just
+    /// `lo`), and the rows of one tag never overlap, so they are ordered alike by `lo` and by
+    /// their end. One tag is one index range scan of at most `limit` runs (each run that meets
+    /// the range holds at least one match), cut where the runs before it already hold `limit`
+    /// seqs and then expanded: a run of any length costs what the seqs it contributes cost.
+    ///
+    /// Several tags are intersected by leapfrogging in a recursive CTE: from a candidate seq,
+    /// each tag's nearest seq at or past it (one or two index probes: the run holding it, else
+    /// the next run) gives the next candidate, the farthest of them; a candidate all tags reach
+    /// is a match. No match is skipped (none can lie between the candidate and the farthest
+    /// nearest seq), and the number of steps is at most about twice the number of seqs of the
     /// rarest tag in the range, whatever the size of the log — a join would instead walk the
     /// rows of one tag, and the planner cannot know which tag is rare.
     #[allow(clippy::too_many_arguments)]
@@ -105,34 +112,84 @@ impl BoundarySql {
         limit: &str,
     ) {
         let table = &self.names.tags;
-        let order = if desc { " DESC" } else { "" };
-        if tags == 1 {
+        if tags == 1 && desc && limit == "1" {
+            // The latest match (checks, latest by criteria): the run at or before the top of
+            // the range, clipped to it, if it reaches into the range.
             let _ = write!(
                 out,
-                "SELECT t.seq FROM {table} t WHERE t.h = ${first} AND t.seq >= {lo} \
-                 AND t.seq <= {hi} ORDER BY t.seq{order} LIMIT {limit}"
+                "SELECT z.seq FROM (SELECT LEAST(COALESCE(t.hi, t.lo), {hi}) AS seq FROM {table} t \
+                 WHERE t.h = ${first} AND t.lo <= {hi} ORDER BY t.lo DESC LIMIT 1) z \
+                 WHERE z.seq >= {lo}"
+            );
+            return;
+        }
+        if tags == 1 {
+            let p = first;
+            // At most `limit` runs meeting the range, in the wanted order (ascending, from the
+            // run before the range, which may reach into it).
+            let (runs, dir) = if desc {
+                (
+                    format!(
+                        "SELECT t.lo, t.hi FROM {table} t WHERE t.h = ${p} AND t.lo <= {hi} \
+                         ORDER BY t.lo DESC LIMIT {limit}"
+                    ),
+                    " DESC",
+                )
+            } else {
+                (
+                    format!(
+                        "SELECT t.lo, t.hi FROM {table} t WHERE t.h = ${p} AND t.lo >= \
+                         COALESCE((SELECT t0.lo FROM {table} t0 WHERE t0.h = ${p} AND t0.lo < {lo} \
+                         ORDER BY t0.lo DESC LIMIT 1), {lo}) AND t.lo <= {hi} ORDER BY t.lo \
+                         LIMIT {limit} + 1"
+                    ),
+                    "",
+                )
+            };
+            // Each run clipped to the range as a..=b, with the number of seqs of the runs
+            // before it; expanded from the wanted end, no further than the limit.
+            let expand = if desc {
+                format!("generate_series(c.b, GREATEST(c.a, c.b - ({limit} - c.before) + 1), -1)")
+            } else {
+                format!("generate_series(c.a, LEAST(c.b, c.a + ({limit} - c.before) - 1))")
+            };
+            let a = format!("GREATEST(u.lo, {lo})");
+            let b = format!("LEAST(COALESCE(u.hi, u.lo), {hi})");
+            let _ = write!(
+                out,
+                "SELECT s.seq FROM (SELECT {a} AS a, {b} AS b, (sum({b} - {a} + 1) OVER \
+                 (ORDER BY u.lo{dir} ROWS UNBOUNDED PRECEDING) - ({b} - {a} + 1))::bigint AS before \
+                 FROM ({runs}) u WHERE {a} <= {b}) c, LATERAL {expand} AS s(seq) \
+                 WHERE c.before < {limit} ORDER BY s.seq{dir} LIMIT {limit}"
             );
             return;
         }
         let w = format!("w{alias}");
-        // Nearest row of each tag at or past candidate x.c, inside the range; the next
+        // Nearest seq of each tag at or past candidate x.c, inside the range; the next
         // candidate is the farthest of them, NULL when some tag has none left.
-        let (nearest, farthest, within, step, start) = if desc {
-            (
-                "max",
-                "min",
-                format!("t.seq <= x.c AND t.seq >= {lo}"),
-                "- 1",
-                hi,
-            )
+        let (farthest, step, start) = if desc {
+            ("min", "- 1", hi)
         } else {
-            (
-                "min",
-                "max",
-                format!("t.seq >= x.c AND t.seq <= {hi}"),
-                "+ 1",
-                lo,
-            )
+            ("max", "+ 1", lo)
+        };
+        let nearest = |p: usize| {
+            if desc {
+                // The run at or before x.c, clipped to x.c.
+                format!(
+                    "(SELECT z.v FROM (SELECT LEAST(COALESCE(t.hi, t.lo), x.c) AS v FROM {table} t \
+                     WHERE t.h = ${p} AND t.lo <= x.c ORDER BY t.lo DESC LIMIT 1) z \
+                     WHERE z.v >= {lo})"
+                )
+            } else {
+                // x.c itself if the run at or before it holds it, else the next run's start.
+                format!(
+                    "(SELECT z.v FROM (SELECT COALESCE((SELECT x.c FROM (SELECT \
+                     COALESCE(t.hi, t.lo) AS e FROM {table} t WHERE t.h = ${p} AND t.lo <= x.c \
+                     ORDER BY t.lo DESC LIMIT 1) y WHERE y.e >= x.c), (SELECT t.lo FROM {table} t \
+                     WHERE t.h = ${p} AND t.lo > x.c ORDER BY t.lo LIMIT 1)) AS v) z \
+                     WHERE z.v <= {hi})"
+                )
+            }
         };
         let mut next =
             format!("(SELECT CASE WHEN count(v) = {tags} THEN {farthest}(v) END FROM (VALUES ");
@@ -140,11 +197,7 @@ impl BoundarySql {
             if j > 0 {
                 next.push_str(", ");
             }
-            let _ = write!(
-                next,
-                "((SELECT {nearest}(t.seq) FROM {table} t WHERE t.h = ${p} AND {within}))",
-                p = first + j
-            );
+            let _ = write!(next, "({})", nearest(first + j));
         }
         next.push_str(") q(v))");
         // Rows (c, m, n): candidate c, m = next(c) (a match when m = c), n = matches before.
@@ -218,8 +271,9 @@ impl BoundarySql {
     /// and the caller decides again by the general path.
     ///
     /// Parameters after the checks' (from `$p`, `p` = `params + 1`): commit offset[], id[],
-    /// type[], data[], metadata[], tag h[], tag event offset[], event count, channel. Event `i`
-    /// (from 0) gets seq `head + 1 + i` and commit `head + 1 + offset[i]`. Returns `(seq,
+    /// type[], data[], metadata[], tag h[], tag run first offset[], tag run last offset[] (NULL
+    /// for a run of one), event count, channel. Event `i` (from 0) gets seq `head + 1 + i` and
+    /// commit `head + 1 + offset[i]`. Returns `(seq,
     /// commit_pos)` of the head before, and the number of appends made (0 or 1).
     pub(crate) fn append_in_one_statement(
         &self,
@@ -252,8 +306,9 @@ impl BoundarySql {
              SELECT ok.seq + u.o, ok.seq + 1 + u.coff, u.id, u.ty, u.d, u.m FROM ok, \
              UNNEST({c}::bigint[], {i}::uuid[], {t}::text[], {d}::jsonb[], {m}::jsonb[]) \
              WITH ORDINALITY AS u(coff, id, ty, d, m, o)), \
-             tg AS (INSERT INTO {tags} (h, seq) SELECT t.h, ok.seq + 1 + t.off FROM ok, \
-             UNNEST({th}::uuid[], {to}::bigint[]) AS t(h, off)), \
+             tg AS (INSERT INTO {tags} (h, lo, hi) SELECT t.h, ok.seq + 1 + t.lo, \
+             ok.seq + 1 + t.hi FROM ok, UNNEST({th}::uuid[], {tl}::bigint[], {tu}::bigint[]) \
+             AS t(h, lo, hi)), \
              up AS (UPDATE {head} AS hu SET seq = ok.seq + {n}, commit_pos = ok.seq + {n} + 1 \
              FROM ok WHERE hu.id = 0), \
              nt AS (SELECT pg_notify({ch}, (ok.seq + {n} + 1)::text || ',' || (ok.seq + {n})::text) \
@@ -265,9 +320,10 @@ impl BoundarySql {
             d = q(3),
             m = q(4),
             th = q(5),
-            to = q(6),
-            n = q(7),
-            ch = q(8),
+            tl = q(6),
+            tu = q(7),
+            n = q(8),
+            ch = q(9),
         )
     }
 

@@ -222,9 +222,17 @@ async fn migrations_are_idempotent_and_safe_to_run_concurrently() {
         catalog_migrations,
         "each applied once: {before:?}"
     );
+    let boundary_ddl =
+        std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/boundary"))
+            .expect("boundary migrations directory")
+            .count();
     assert_eq!(
         before.1,
-        vec![("shared".to_owned(), "public".to_owned(), 1)]
+        vec![(
+            "shared".to_owned(),
+            "public".to_owned(),
+            i32::try_from(boundary_ddl).expect("few")
+        )]
     );
 
     // A restart, and a create in another schema of the same name (refused).
@@ -810,28 +818,79 @@ async fn killed_writer_leaves_only_whole_acknowledged_batches() {
 /// conditions built on them decide the same.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn multi_tag_criteria_agree_with_the_model() {
-    use orisun_core::Direction;
     use rand::{Rng, SeedableRng};
     let db = TestDb::create().await;
     let store = db.store().await;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+    let batches = std::iter::from_fn(|| {
+        let n = rng.random_range(1..=4);
+        Some(
+            (0..n)
+                .map(|_| {
+                    let ty = ["A", "B"][rng.random_range(0..2)];
+                    event(
+                        ty,
+                        json!({"x": rng.random_range(0..4), "y": rng.random_range(0..6) % 5, "z": rng.random_bool(0.1)}),
+                    )
+                })
+                .collect::<Vec<_>>(),
+        )
+    });
+    agree_with_the_model(&store, batches, 400, 37).await;
+}
+
+/// Large batches whose tags change rarely: the tag index holds long runs, which reads, checks
+/// and latest-by-criteria cut at every bound, from both ends, with limits that end mid-run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn long_tag_runs_agree_with_the_model() {
+    use rand::{Rng, SeedableRng};
+    let db = TestDb::create().await;
+    let store = db.store().await;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+    let (mut x, mut y, mut ty) = (0, 0, "A");
+    let batches = std::iter::from_fn(|| {
+        let n = rng.random_range(20..=120);
+        Some(
+            (0..n)
+                .map(|_| {
+                    // Each tag keeps its value for stretches of events, independently.
+                    if rng.random_bool(0.08) {
+                        x = rng.random_range(0..4);
+                    }
+                    if rng.random_bool(0.04) {
+                        y = rng.random_range(0..5);
+                    }
+                    if rng.random_bool(0.02) {
+                        ty = if ty == "A" { "B" } else { "A" };
+                    }
+                    event(ty, json!({"x": x, "y": y, "z": rng.random_bool(0.1)}))
+                })
+                .collect::<Vec<_>>(),
+        )
+    });
+    agree_with_the_model(&store, batches, 900, 53).await;
+}
+
+/// Appends `batches` (until `count` events) to a new boundary of `store` and to the in-memory
+/// model, then checks that reads by criteria from many bounds in both directions, latest by
+/// criteria and condition checks give what the model gives.
+async fn agree_with_the_model(
+    store: &PostgresStore,
+    batches: impl Iterator<Item = Vec<NewEvent>>,
+    count: usize,
+    stride: usize,
+) {
+    use orisun_core::Direction;
     let model = orisun_store::MemoryStore::new();
     let b = boundary("multi");
     store.create_boundary(&b).await.expect("create");
     model.create_boundary(&b).await.expect("create");
-    let mut rng = rand::rngs::StdRng::seed_from_u64(7);
     let mut appended = 0;
-    while appended < 400 {
-        let n = rng.random_range(1..=4);
-        let batch: Vec<NewEvent> = (0..n)
-            .map(|_| {
-                let ty = ["A", "B"][rng.random_range(0..2)];
-                event(
-                    ty,
-                    json!({"x": rng.random_range(0..4), "y": rng.random_range(0..6) % 5, "z": rng.random_bool(0.1)}),
-                )
-            })
-            .collect();
-        appended += n;
+    for batch in batches {
+        if appended >= count {
+            break;
+        }
+        appended += batch.len();
         let p = store.append(&b, batch.clone(), None).await.expect("append");
         let q = model.append(&b, batch, None).await.expect("append");
         assert_eq!(p, q);
@@ -855,7 +914,7 @@ async fn multi_tag_criteria_agree_with_the_model() {
     ];
     let all = read_all(&model, &b).await;
     let mut bounds: Vec<Option<Position>> = vec![None, Some(Position::BEFORE_FIRST)];
-    for e in all.iter().step_by(37) {
+    for e in all.iter().step_by(stride) {
         bounds.push(Some(e.position));
         // A position no event has, inside a batch's commit range.
         bounds.push(Some(Position::new(
@@ -871,7 +930,7 @@ async fn multi_tag_criteria_agree_with_the_model() {
     for query in &queries {
         for from in &bounds {
             for direction in [Direction::Asc, Direction::Desc] {
-                for limit in [1, 3, 1000] {
+                for limit in [1, 3, 50, 1000] {
                     let request = ReadRequest {
                         query: query.clone(),
                         from: *from,
@@ -1230,4 +1289,99 @@ async fn queued_conditions_see_the_earlier_saves_of_their_group() {
     let all = read_all(&store, &b).await;
     assert_well_formed(&all);
     assert_eq!(all.len(), saved);
+}
+
+/// A boundary made by version 1 of the per-boundary DDL (one tag row per event, column `seq`)
+/// is upgraded in place at start-up: its rows are read as runs of one event, and new appends
+/// write runs beside them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn version_1_tag_rows_are_upgraded_in_place() {
+    let db = TestDb::create().await;
+    let b = boundary("old");
+    let criteria = Query::new([Criterion::new([
+        Tag::new("eventType", "E"),
+        Tag::new("k", "1"),
+    ])]);
+    {
+        let store = db.store().await;
+        store.create_boundary(&b).await.expect("create");
+        for i in 0..6 {
+            store
+                .append(&b, vec![event("E", json!({"k": i % 2}))], None)
+                .await
+                .expect("append");
+        }
+    }
+    // Back to the version 1 layout, as a database written by an earlier build has it.
+    let client = db.client().await;
+    client
+        .batch_execute(
+            "ALTER TABLE public.old_orisun_tags DROP CONSTRAINT old_orisun_tags_pkey; \
+             ALTER TABLE public.old_orisun_tags DROP COLUMN hi; \
+             ALTER TABLE public.old_orisun_tags RENAME COLUMN lo TO seq; \
+             ALTER TABLE public.old_orisun_tags ADD CONSTRAINT old_orisun_tags_pkey \
+             PRIMARY KEY (h, seq); \
+             UPDATE orisun.boundaries SET ddl_version = 1 WHERE name = 'old';",
+        )
+        .await
+        .expect("downgrade");
+
+    let store = db.store().await;
+    let version: i32 = client
+        .query_one(
+            "SELECT ddl_version FROM orisun.boundaries WHERE name = 'old'",
+            &[],
+        )
+        .await
+        .expect("version")
+        .get(0);
+    assert_eq!(version, 2);
+    let columns: Vec<String> = client
+        .query(
+            "SELECT attname::text FROM pg_attribute WHERE attrelid = 'public.old_orisun_tags'::regclass \
+             AND attnum > 0 AND NOT attisdropped ORDER BY attnum",
+            &[],
+        )
+        .await
+        .expect("columns")
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(columns, ["h", "lo", "hi"]);
+    let key: String = client
+        .query_one(
+            "SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conname = 'old_orisun_tags_pkey'",
+            &[],
+        )
+        .await
+        .expect("key")
+        .get(0);
+    assert_eq!(key, "PRIMARY KEY (h, lo) INCLUDE (hi)");
+    // A batch of three matching events is one run beside the old rows.
+    let batch = (0..3).map(|_| event("E", json!({"k": 1}))).collect();
+    store.append(&b, batch, None).await.expect("append");
+    let got: Vec<i64> = read_matching(&store, &b, criteria.clone())
+        .await
+        .iter()
+        .map(|e| e.position.prepare)
+        .collect();
+    assert_eq!(got, [1, 3, 5, 6, 7, 8]);
+    let runs: i64 = client
+        .query_one(
+            "SELECT count(*) FROM public.old_orisun_tags WHERE hi IS NOT NULL",
+            &[],
+        )
+        .await
+        .expect("runs")
+        .get(0);
+    assert_eq!(runs, 2, "one run for eventType, one for k");
+    let stale = AppendCondition::new(criteria, Position::new(6, 5));
+    let err = store
+        .append(&b, vec![event("E", json!({"k": 1}))], Some(stale))
+        .await
+        .expect_err("a later match");
+    assert!(
+        matches!(err, StoreError::ConditionFailed { actual, .. } if actual == Position::new(9, 8)),
+        "{err:?}"
+    );
 }

@@ -20,7 +20,8 @@ CREATE TABLE IF NOT EXISTS {schema}.{events} (
 CREATE INDEX IF NOT EXISTS {events_pos_idx} ON {schema}.{events} (commit_pos, seq);
 
 -- The tag index: one row per distinct (key = value) tag hash of an event's data, so that the
--- latest event matching a criterion is an index probe, whatever the size of the log.
+-- latest event matching a criterion is an index probe, whatever the size of the log. (Version 2
+-- turns these rows into runs of consecutive events: see 0002_tag_runs.sql.)
 CREATE TABLE IF NOT EXISTS {schema}.{tags} (
     h   uuid   NOT NULL,
     seq bigint NOT NULL,
