@@ -25,6 +25,7 @@ pub use report::{BackendReport, Report};
 
 use anyhow::Context;
 use raw::{PgServer, Raw};
+use report::{BaselineResult, ScenarioResult};
 use scenarios::{Bench, Boundaries};
 use server::{ServerProcess, Storage};
 use std::path::PathBuf;
@@ -226,38 +227,67 @@ async fn scenarios(
     )
     .await?;
     let mut peak = report.idle_rss_bytes;
-    let mut record = |report: &mut BackendReport, r: report::ScenarioResult| {
+    let mut record = |report: &mut BackendReport, r: ScenarioResult| {
         peak = peak.max(r.peak_rss_bytes);
         report.peak_rss_bytes = peak;
         report.scenarios.push(r);
     };
     let mut alive = || server.as_mut().map_or(Ok(()), |s| s.check_alive());
+    // Compared with a baseline, a scenario runs in alternating rounds (ours, raw, ours, raw...)
+    // and the median round is kept: a slow spell of the machine then hits both sides.
+    let rounds = if raw.is_some() { plan.rounds.max(1) } else { 1 };
+    let slice = plan.duration / rounds;
     for &clients in &plan.clients {
         let (uncond, cond) = (
             plan.wants(&format!("single_uncond_c{clients}")),
             plan.wants(&format!("single_cond_c{clients}")),
         );
-        if uncond {
-            record(report, bench.single_saves(clients, false).await?);
+        if !uncond && !cond {
+            continue;
         }
-        if let Some(raw) = raw.filter(|_| uncond || cond) {
-            let b = raw.single(&label, clients, plan.duration, false).await?;
-            report.baselines.push(b);
-        }
-        if cond {
-            record(report, bench.single_saves(clients, true).await?);
-        }
-        alive()?;
-    }
-    for &size in &plan.batch_sizes {
-        if plan.wants(&format!("batch_{size}")) {
-            record(report, bench.batches(size).await?);
-            if let Some(raw) = raw {
-                let b = raw.batch(&label, size, plan.duration, plan.min_batches);
-                report.baselines.push(b.await?);
-            }
+        let mut runs: Vec<[Option<ScenarioResult>; 2]> = Vec::new();
+        let mut baselines: Vec<Option<BaselineResult>> = Vec::new();
+        for _ in 0..rounds {
+            let u = match uncond {
+                true => Some(bench.single_saves(clients, false, slice).await?),
+                false => None,
+            };
+            baselines.push(match raw {
+                Some(raw) => Some(raw.single(&label, clients, slice, false).await?),
+                None => None,
+            });
+            let c = match cond {
+                true => Some(bench.single_saves(clients, true, slice).await?),
+                false => None,
+            };
+            runs.push([u, c]);
             alive()?;
         }
+        let (kept, baseline) = median_round(runs, baselines);
+        for r in kept.into_iter().flatten() {
+            record(report, r);
+        }
+        report.baselines.extend(baseline);
+    }
+    for &size in &plan.batch_sizes {
+        if !plan.wants(&format!("batch_{size}")) {
+            continue;
+        }
+        let mut runs: Vec<[Option<ScenarioResult>; 1]> = Vec::new();
+        let mut baselines: Vec<Option<BaselineResult>> = Vec::new();
+        for _ in 0..rounds {
+            runs.push([Some(bench.batches(size, slice).await?)]);
+            baselines.push(match raw {
+                Some(raw) => Some(raw.batch(&label, size, slice, plan.min_batches).await?),
+                None => None,
+            });
+            alive()?;
+        }
+        let (kept, baseline) = median_round(runs, baselines);
+        for r in kept.into_iter().flatten() {
+            record(report, r);
+        }
+        report.baselines.extend(baseline);
     }
     if plan.wants_preload() {
         record(report, bench.preload().await?);
@@ -293,4 +323,114 @@ async fn scenarios(
         alive()?;
     }
     Ok(())
+}
+
+/// Keeps the round whose first scenario has the median ratio to its round's baseline (the
+/// lower middle one for an even count), with every scenario's per-round ratios attached; the
+/// only round when there is one. `rounds[i]` and `baselines[i]` ran together.
+fn median_round<const N: usize>(
+    rounds: Vec<[Option<ScenarioResult>; N]>,
+    baselines: Vec<Option<BaselineResult>>,
+) -> ([Option<ScenarioResult>; N], Option<BaselineResult>) {
+    let ratio = |s: &Option<ScenarioResult>, b: &Option<BaselineResult>| match (s, b) {
+        (Some(s), Some(b)) if b.events_per_s > 0.0 => Some(s.events_per_s / b.events_per_s),
+        _ => None,
+    };
+    let per_round: Vec<[Option<f64>; N]> = rounds
+        .iter()
+        .zip(&baselines)
+        .map(|(r, b)| std::array::from_fn(|k| ratio(&r[k], b)))
+        .collect();
+    let peaks: [Option<u64>; N] = std::array::from_fn(|k| {
+        rounds
+            .iter()
+            .filter_map(|r| r[k].as_ref()?.peak_rss_bytes)
+            .max()
+    });
+    let key = |i: usize| per_round[i].iter().flatten().next().copied();
+    let mut order: Vec<usize> = (0..rounds.len()).collect();
+    order.sort_by(|&a, &b| {
+        key(a)
+            .partial_cmp(&key(b))
+            .unwrap_or(std::cmp::Ordering::Equal)
+    });
+    let chosen = order
+        .get(order.len().saturating_sub(1) / 2)
+        .copied()
+        .unwrap_or(0);
+    let mut kept: [Option<ScenarioResult>; N] = std::array::from_fn(|_| None);
+    let mut chosen_baseline = None;
+    for (i, (round, baseline)) in rounds.into_iter().zip(baselines).enumerate() {
+        if i == chosen {
+            kept = round;
+            chosen_baseline = baseline;
+        }
+    }
+    for (k, slot) in kept.iter_mut().enumerate() {
+        if let Some(s) = slot {
+            // The peak over every round of the scenario, not only the one kept.
+            s.peak_rss_bytes = peaks[k];
+            if per_round.len() > 1 {
+                s.round_ratios = per_round.iter().filter_map(|r| r[k]).collect();
+            }
+        }
+    }
+    (kept, chosen_baseline)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ours(id: &str, rate: f64, peak: u64) -> Option<ScenarioResult> {
+        let mut s = ScenarioResult::new(id, "test");
+        s.events_per_s = rate;
+        s.peak_rss_bytes = Some(peak);
+        Some(s)
+    }
+
+    fn raw(rate: f64) -> Option<BaselineResult> {
+        Some(BaselineResult {
+            id: "raw_single_c1".to_owned(),
+            description: "raw".to_owned(),
+            connections: 1,
+            rows: 1,
+            elapsed_s: 1.0,
+            events_per_s: rate,
+            latency: None,
+        })
+    }
+
+    #[test]
+    fn keeps_the_median_round_with_every_rounds_ratio() {
+        // Ratios of the first scenario by round: 0.5, 0.2, 0.3; the median is round 3's.
+        let rounds = vec![
+            [ours("u", 500.0, 10), ours("c", 100.0, 40)],
+            [ours("u", 200.0, 30), ours("c", 300.0, 20)],
+            [ours("u", 600.0, 20), ours("c", 400.0, 10)],
+        ];
+        let baselines = vec![raw(1_000.0), raw(1_000.0), raw(2_000.0)];
+        let ([u, c], b) = median_round(rounds, baselines);
+        let (u, c) = (u.expect("kept"), c.expect("kept"));
+        assert_eq!(u.events_per_s, 600.0);
+        assert_eq!(c.events_per_s, 400.0, "the same round for every scenario");
+        assert_eq!(b.map(|b| b.events_per_s), Some(2_000.0));
+        assert_eq!(u.round_ratios, [0.5, 0.2, 0.3]);
+        assert_eq!(c.round_ratios, [0.1, 0.3, 0.2]);
+        assert_eq!((u.peak_rss_bytes, c.peak_rss_bytes), (Some(30), Some(40)));
+    }
+
+    #[test]
+    fn one_round_or_no_baseline_keeps_the_run_as_it_is() {
+        let ([u], b) = median_round(vec![[ours("u", 500.0, 1)]], vec![raw(1_000.0)]);
+        let u = u.expect("kept");
+        assert!(u.round_ratios.is_empty());
+        assert_eq!(b.map(|b| b.events_per_s), Some(1_000.0));
+        let ([u], b) = median_round(
+            vec![[ours("u", 5.0, 1)], [ours("u", 7.0, 1)]],
+            vec![None, None],
+        );
+        assert!(b.is_none());
+        assert!(u.expect("kept").round_ratios.is_empty());
+    }
 }

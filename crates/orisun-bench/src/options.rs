@@ -49,6 +49,13 @@ pub struct BenchOptions {
     #[arg(long, value_parser = parse_duration)]
     pub duration: Option<Duration>,
 
+    /// Rounds of the scenarios compared with a raw baseline: each round runs our scenario and
+    /// its baseline one after the other for `duration / rounds`, and the table shows the round
+    /// whose ratio is the median, so that a slow spell of a shared machine hits both sides.
+    /// Default: 3 (1 at the smoke scale).
+    #[arg(long)]
+    pub rounds: Option<u32>,
+
     /// Concurrent clients of the single-event scenarios, overriding `1,16,64`.
     #[arg(long, value_delimiter = ',')]
     pub clients: Option<Vec<usize>>,
@@ -154,6 +161,8 @@ pub struct Plan {
     pub batch_sizes: Vec<usize>,
     /// Fewest batches a batch scenario sends, however long they take.
     pub min_batches: u64,
+    /// Alternating rounds of each scenario compared with a raw baseline (see `--rounds`).
+    pub rounds: u32,
     /// Events in the large boundary (conditional saves, reads, catch-up).
     pub preload: u64,
     /// Events per request while preloading.
@@ -174,6 +183,13 @@ impl Plan {
             anyhow::ensure!(!d.is_zero(), "--duration must be positive");
             plan.duration = d;
             plan.latency_duration = plan.latency_duration.max(d);
+        }
+        if let Some(rounds) = options.rounds {
+            anyhow::ensure!(
+                (1..=20).contains(&rounds),
+                "--rounds must be between 1 and 20"
+            );
+            plan.rounds = rounds;
         }
         if let Some(clients) = &options.clients {
             anyhow::ensure!(
@@ -198,13 +214,26 @@ impl Plan {
 
     /// Returns the default plan of `scale`.
     pub fn for_scale(scale: Scale) -> Self {
-        let (duration, latency_duration, preload, min_batches) = match scale {
-            Scale::Smoke => (Duration::from_millis(700), Duration::from_secs(1), 3_000, 1),
-            Scale::Quick => (Duration::from_secs(5), Duration::from_secs(10), 100_000, 3),
+        let (duration, latency_duration, preload, min_batches, rounds) = match scale {
+            Scale::Smoke => (
+                Duration::from_millis(700),
+                Duration::from_secs(1),
+                3_000,
+                1,
+                1,
+            ),
+            Scale::Quick => (
+                Duration::from_secs(5),
+                Duration::from_secs(10),
+                100_000,
+                3,
+                3,
+            ),
             Scale::Full => (
                 Duration::from_secs(10),
                 Duration::from_secs(20),
                 1_000_000,
+                3,
                 3,
             ),
         };
@@ -215,6 +244,7 @@ impl Plan {
             clients: vec![1, 16, 64],
             batch_sizes: vec![100, 1_000, 10_000],
             min_batches,
+            rounds,
             preload,
             preload_batch: 10_000,
             page_size: 1_000,
@@ -298,6 +328,8 @@ mod tests {
         assert_eq!(plan.batch_sizes, [100, 1_000, 10_000]);
         assert_eq!(plan.preload, 100_000);
         assert_eq!(plan.max_clients(), 64);
+        assert_eq!(plan.rounds, 3);
+        assert_eq!(Plan::for_scale(Scale::Smoke).rounds, 1);
     }
 
     #[test]
@@ -342,6 +374,13 @@ mod tests {
         assert!(Plan::for_scale(Scale::Quick).wants("catch_up"));
         let o = parse(&["--clients", "0"]).expect("parses");
         assert!(Plan::from_options(&o).is_err());
+        for bad in ["0", "21"] {
+            let o = parse(&["--rounds", bad]).expect("parses");
+            assert!(Plan::from_options(&o).is_err(), "--rounds {bad}");
+        }
+        let o = parse(&["--rounds", "5"]).expect("parses");
+        assert_eq!(Plan::from_options(&o).expect("plan").rounds, 5);
+        assert!(parse(&["--rounds", "-1"]).is_err());
     }
 
     #[test]

@@ -110,6 +110,10 @@ pub struct ScenarioResult {
     pub peak_rss_bytes: Option<u64>,
     /// The raw PostgreSQL figure this one is compared with.
     pub baseline: Option<BaselineRef>,
+    /// The ratio to the baseline in each alternating round, in the order run (empty when the
+    /// scenario ran once); the figures above are those of the median round.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub round_ratios: Vec<f64>,
 }
 
 impl ScenarioResult {
@@ -127,6 +131,7 @@ impl ScenarioResult {
             latency: None,
             peak_rss_bytes: None,
             baseline: None,
+            round_ratios: Vec::new(),
         }
     }
 }
@@ -414,6 +419,28 @@ impl Report {
                 })
                 .collect();
             out.push_str(&table(&header, &rows));
+            let rounds: Vec<Vec<String>> = b
+                .scenarios
+                .iter()
+                .filter(|s| s.round_ratios.len() > 1)
+                .map(|s| {
+                    let mut row = vec![s.id.clone()];
+                    row.extend(s.round_ratios.iter().map(|&r| format!("{r:.3}")));
+                    row
+                })
+                .collect();
+            if let Some(width) = rounds.iter().map(Vec::len).max() {
+                out.push('\n');
+                let _ = writeln!(
+                    out,
+                    "ratio in each round (ours, then raw, alternating; the rows above are the \
+                     median round's):"
+                );
+                let mut header: Vec<String> = vec!["scenario".to_owned()];
+                header.extend((1..width).map(|i| format!("round {i}")));
+                let header: Vec<&str> = header.iter().map(String::as_str).collect();
+                out.push_str(&table(&header, &rounds));
+            }
             if with_baseline {
                 out.push('\n');
                 let rows: Vec<Vec<String>> = b
@@ -620,13 +647,26 @@ mod tests {
 
     #[test]
     fn renders_table_and_json() {
+        let mut backend = postgres_report();
+        backend.scenarios[2].round_ratios = vec![0.75, 0.8333, 0.9];
         let report = Report {
             started_at: "2026-01-01T00:00:00Z".to_owned(),
             cores: 2,
             plan: Plan::for_scale(Scale::Smoke),
-            backends: vec![postgres_report()],
+            backends: vec![backend],
         };
         let text = report.render();
+        assert!(text.contains("ratio in each round"), "{text}");
+        let rounds = text
+            .lines()
+            .filter(|l| l.starts_with("batch_1000 "))
+            .nth(1)
+            .expect("rounds row");
+        assert!(
+            rounds.contains("0.750") && rounds.ends_with("0.900"),
+            "{rounds}"
+        );
+        assert!(text.contains("round 3"), "{text}");
         assert!(text.contains("== postgres"), "{text}");
         let line = text
             .lines()
@@ -646,6 +686,10 @@ mod tests {
             json["backends"][0]["scenarios"][0]["baseline"]["ratio"],
             0.8
         );
+        assert_eq!(json["backends"][0]["scenarios"][2]["round_ratios"][2], 0.9);
+        assert!(json["backends"][0]["scenarios"][0]
+            .get("round_ratios")
+            .is_none());
         assert_eq!(json["plan"]["scale"], "smoke");
         assert_eq!(json["plan"]["duration"], 0.7);
     }

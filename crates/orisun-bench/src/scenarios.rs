@@ -240,13 +240,14 @@ impl Bench {
         Ok(result)
     }
 
-    /// Single-event saves by `clients` concurrent clients in a closed loop for the plan's
-    /// duration; when `conditional`, each client checks its own context (criterion
+    /// Single-event saves by `clients` concurrent clients in a closed loop for `duration`;
+    /// when `conditional`, each client checks its own context (criterion
     /// `client = <its name>`) against the position of its previous write.
     pub async fn single_saves(
         &mut self,
         clients: usize,
         conditional: bool,
+        duration: Duration,
     ) -> anyhow::Result<ScenarioResult> {
         self.ensure_pool(clients).await?;
         let kind = if conditional { "cond" } else { "uncond" };
@@ -256,7 +257,6 @@ impl Bench {
         } else {
             self.boundaries.single.clone()
         };
-        let duration = self.plan.duration;
         let pool: Vec<Client> = self.pool[..clients].to_vec();
         let run_id = self.run_id.clone();
         self.measured(&id.clone(), |counter| async move {
@@ -332,13 +332,17 @@ impl Bench {
         .await
     }
 
-    /// Batches of `size` events by one client, for the plan's duration (and at least its
+    /// Batches of `size` events by one client, for `duration` (and at least the plan's
     /// minimum number of batches). Throughput is over the requests' time: building a batch
     /// is the client's work, not the server's.
-    pub async fn batches(&mut self, size: usize) -> anyhow::Result<ScenarioResult> {
+    pub async fn batches(
+        &mut self,
+        size: usize,
+        duration: Duration,
+    ) -> anyhow::Result<ScenarioResult> {
         let id = format!("batch_{size}");
         let boundary = self.boundaries.batch.clone();
-        let (duration, min_batches) = (self.plan.duration, self.plan.min_batches);
+        let min_batches = self.plan.min_batches;
         let mut client = self.pool[0].clone();
         self.measured(&id.clone(), |counter| async move {
             let mut tally = Tally::default();
