@@ -258,6 +258,21 @@ impl Raw {
         Ok(usize::try_from(free).unwrap_or(0).saturating_sub(4).max(1))
     }
 
+    /// Returns the free connection slots once there are `wanted`, or after a few seconds
+    /// whatever there are: the connections of the previous round take a moment to go away
+    /// after they are dropped, and must not be counted against this one.
+    async fn wait_for_slots(&self, wanted: usize) -> anyhow::Result<usize> {
+        let mut free = self.free_slots().await?;
+        for _ in 0..50 {
+            if free >= wanted {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            free = self.free_slots().await?;
+        }
+        Ok(free)
+    }
+
     async fn connection(&self) -> anyhow::Result<Client> {
         let client = self.server.connect(&self.dbname).await?;
         // The server's default, stated so that a changed default cannot flatter the baseline.
@@ -283,7 +298,7 @@ impl Raw {
                 format!("raw_single_c{connections}"),
             )
         };
-        let used = connections.min(self.free_slots().await?);
+        let used = connections.min(self.wait_for_slots(connections).await?);
         let progress = Progress::start(backend, &id);
         let counter = progress.counter();
         let mut clients = Vec::with_capacity(used);
