@@ -263,7 +263,7 @@ async fn scenarios(
             runs.push([u, c]);
             alive()?;
         }
-        let (kept, baseline) = median_round(runs, baselines);
+        let (kept, baseline) = median_round(runs, baselines, first_ratio);
         for r in kept.into_iter().flatten() {
             record(report, r);
         }
@@ -283,7 +283,7 @@ async fn scenarios(
             });
             alive()?;
         }
-        let (kept, baseline) = median_round(runs, baselines);
+        let (kept, baseline) = median_round(runs, baselines, first_ratio);
         for r in kept.into_iter().flatten() {
             record(report, r);
         }
@@ -296,15 +296,37 @@ async fn scenarios(
             report.baselines.push(b.await?);
         }
     }
-    if plan.wants("big_uncond") {
-        record(report, bench.big_saves(false).await?);
-    }
-    if let Some(raw) = raw.filter(|_| plan.wants("big_uncond") || plan.wants("big_cond")) {
-        let b = raw.single(&label, 1, plan.duration, true).await?;
-        report.baselines.push(b);
-    }
-    if plan.wants("big_cond") {
-        record(report, bench.big_saves(true).await?);
+    let (big_uncond, big_cond) = (plan.wants("big_uncond"), plan.wants("big_cond"));
+    if big_uncond || big_cond {
+        // Rounds here too, kept by the median conditional/unconditional p50 ratio (a target).
+        let big_rounds = if big_uncond && big_cond { rounds } else { 1 };
+        let big_slice = plan.duration / big_rounds;
+        let mut runs: Vec<[Option<ScenarioResult>; 2]> = Vec::new();
+        let mut baselines: Vec<Option<BaselineResult>> = Vec::new();
+        for _ in 0..big_rounds {
+            let u = match big_uncond {
+                true => Some(bench.big_saves(false, big_slice).await?),
+                false => None,
+            };
+            baselines.push(match raw {
+                Some(raw) => Some(raw.single(&label, 1, big_slice, true).await?),
+                None => None,
+            });
+            let c = match big_cond {
+                true => Some(bench.big_saves(true, big_slice).await?),
+                false => None,
+            };
+            runs.push([u, c]);
+            alive()?;
+        }
+        let (kept, baseline) = median_round(runs, baselines, |[u, c], _| {
+            let p50 = |s: &Option<ScenarioResult>| s.as_ref()?.latency.map(|l| l.p50_ms);
+            Some(p50(c)? / p50(u)?)
+        });
+        for r in kept.into_iter().flatten() {
+            record(report, r);
+        }
+        report.baselines.extend(baseline);
     }
     alive()?;
     if plan.wants("get_events") {
@@ -325,12 +347,24 @@ async fn scenarios(
     Ok(())
 }
 
-/// Keeps the round whose first scenario has the median ratio to its round's baseline (the
-/// lower middle one for an even count), with every scenario's per-round ratios attached; the
-/// only round when there is one. `rounds[i]` and `baselines[i]` ran together.
+/// The ratio of a round's first scenario to the round's baseline.
+fn first_ratio<const N: usize>(
+    round: &[Option<ScenarioResult>; N],
+    baseline: &Option<BaselineResult>,
+) -> Option<f64> {
+    match (round.iter().flatten().next(), baseline) {
+        (Some(s), Some(b)) if b.events_per_s > 0.0 => Some(s.events_per_s / b.events_per_s),
+        _ => None,
+    }
+}
+
+/// Keeps the round whose `key` is the median (the lower middle one for an even count), with
+/// every scenario's per-round ratio to its baseline attached; the only round when there is one.
+/// `rounds[i]` and `baselines[i]` ran together.
 fn median_round<const N: usize>(
     rounds: Vec<[Option<ScenarioResult>; N]>,
     baselines: Vec<Option<BaselineResult>>,
+    key: impl Fn(&[Option<ScenarioResult>; N], &Option<BaselineResult>) -> Option<f64>,
 ) -> ([Option<ScenarioResult>; N], Option<BaselineResult>) {
     let ratio = |s: &Option<ScenarioResult>, b: &Option<BaselineResult>| match (s, b) {
         (Some(s), Some(b)) if b.events_per_s > 0.0 => Some(s.events_per_s / b.events_per_s),
@@ -341,17 +375,21 @@ fn median_round<const N: usize>(
         .zip(&baselines)
         .map(|(r, b)| std::array::from_fn(|k| ratio(&r[k], b)))
         .collect();
+    let keys: Vec<Option<f64>> = rounds
+        .iter()
+        .zip(&baselines)
+        .map(|(r, b)| key(r, b))
+        .collect();
     let peaks: [Option<u64>; N] = std::array::from_fn(|k| {
         rounds
             .iter()
             .filter_map(|r| r[k].as_ref()?.peak_rss_bytes)
             .max()
     });
-    let key = |i: usize| per_round[i].iter().flatten().next().copied();
     let mut order: Vec<usize> = (0..rounds.len()).collect();
     order.sort_by(|&a, &b| {
-        key(a)
-            .partial_cmp(&key(b))
+        keys[a]
+            .partial_cmp(&keys[b])
             .unwrap_or(std::cmp::Ordering::Equal)
     });
     let chosen = order
@@ -410,7 +448,7 @@ mod tests {
             [ours("u", 600.0, 20), ours("c", 400.0, 10)],
         ];
         let baselines = vec![raw(1_000.0), raw(1_000.0), raw(2_000.0)];
-        let ([u, c], b) = median_round(rounds, baselines);
+        let ([u, c], b) = median_round(rounds, baselines, first_ratio);
         let (u, c) = (u.expect("kept"), c.expect("kept"));
         assert_eq!(u.events_per_s, 600.0);
         assert_eq!(c.events_per_s, 400.0, "the same round for every scenario");
@@ -421,14 +459,42 @@ mod tests {
     }
 
     #[test]
+    fn the_key_decides_which_round_is_kept() {
+        let round = |c: f64| {
+            let mut u = ours("big_uncond", 1.0, 1);
+            let mut c2 = ours("big_cond", 1.0, 1);
+            for (s, p50) in [(&mut u, 1.0), (&mut c2, c)] {
+                if let Some(s) = s {
+                    s.latency = Some(crate::stats::LatencySummary {
+                        count: 1,
+                        p50_ms: p50,
+                        p99_ms: p50,
+                        max_ms: p50,
+                        mean_ms: p50,
+                    });
+                }
+            }
+            [u, c2]
+        };
+        let p50_ratio = |r: &[Option<ScenarioResult>; 2], _: &Option<BaselineResult>| {
+            let p50 = |s: &Option<ScenarioResult>| s.as_ref()?.latency.map(|l| l.p50_ms);
+            Some(p50(&r[1])? / p50(&r[0])?)
+        };
+        let rounds = vec![round(3.0), round(1.1), round(1.2)];
+        let ([_, c], _) = median_round(rounds, vec![None, None, None], p50_ratio);
+        assert_eq!(c.and_then(|c| c.latency).map(|l| l.p50_ms), Some(1.2));
+    }
+
+    #[test]
     fn one_round_or_no_baseline_keeps_the_run_as_it_is() {
-        let ([u], b) = median_round(vec![[ours("u", 500.0, 1)]], vec![raw(1_000.0)]);
+        let ([u], b) = median_round(vec![[ours("u", 500.0, 1)]], vec![raw(1_000.0)], first_ratio);
         let u = u.expect("kept");
         assert!(u.round_ratios.is_empty());
         assert_eq!(b.map(|b| b.events_per_s), Some(1_000.0));
         let ([u], b) = median_round(
             vec![[ours("u", 5.0, 1)], [ours("u", 7.0, 1)]],
             vec![None, None],
+            first_ratio,
         );
         assert!(b.is_none());
         assert!(u.expect("kept").round_ratios.is_empty());

@@ -442,14 +442,17 @@ impl Bench {
     /// Single-event saves by one client on the large boundary, about one entity whose
     /// earlier events are spread over the whole log: unconditional, or conditional on that
     /// entity (criterion `entity = e0`, expected = the latest matching position).
-    pub async fn big_saves(&mut self, conditional: bool) -> anyhow::Result<ScenarioResult> {
+    pub async fn big_saves(
+        &mut self,
+        conditional: bool,
+        duration: Duration,
+    ) -> anyhow::Result<ScenarioResult> {
         let id = if conditional {
             "big_cond"
         } else {
             "big_uncond"
         };
         let boundary = self.boundaries.big.clone();
-        let duration = self.plan.duration;
         let mut client = self.pool[0].clone();
         let entity = "e0";
         self.measured(id, |counter| async move {

@@ -90,6 +90,11 @@ pub fn environment(
             env.push(("ORISUN_PG_PORT", port.to_string()));
             env.push(("ORISUN_PG_USER", user.clone()));
             env.push(("ORISUN_PG_NAME", dbname.clone()));
+            // 16 connections at most (the default is 75): one writer per boundary and a few
+            // readers are all the scenarios use, and PostgreSQL's default max_connections of
+            // 100 must leave 64 for the raw baseline's 64 one-row connections.
+            env.push(("ORISUN_PG_WRITE_MAX_OPEN_CONNS", "4".to_owned()));
+            env.push(("ORISUN_PG_READ_MAX_OPEN_CONNS", "12".to_owned()));
             if let Some(p) = password {
                 env.push(("ORISUN_PG_PASSWORD", p.clone()));
             }
@@ -258,6 +263,8 @@ mod tests {
         assert_eq!(get("ORISUN_ADMIN_PORT"), Some("2"));
         assert_eq!(get("ORISUN_PG_NAME"), Some("orisun_bench_x"));
         assert_eq!(get("ORISUN_PG_PASSWORD"), None);
+        assert_eq!(get("ORISUN_PG_WRITE_MAX_OPEN_CONNS"), Some("4"));
+        assert_eq!(get("ORISUN_PG_READ_MAX_OPEN_CONNS"), Some("12"));
         assert_eq!(get("ORISUN_DATA_DIR"), None);
         let list: serde_json::Value =
             serde_json::from_str(get("ORISUN_BOUNDARIES").expect("set")).expect("json");
