@@ -347,15 +347,20 @@ async fn scenarios(
     Ok(())
 }
 
+/// The ratio of a scenario's throughput to its baseline's, when both ran.
+fn ratio_to(s: Option<&ScenarioResult>, b: Option<&BaselineResult>) -> Option<f64> {
+    match (s, b) {
+        (Some(s), Some(b)) if b.events_per_s > 0.0 => Some(s.events_per_s / b.events_per_s),
+        _ => None,
+    }
+}
+
 /// The ratio of a round's first scenario to the round's baseline.
 fn first_ratio<const N: usize>(
     round: &[Option<ScenarioResult>; N],
     baseline: &Option<BaselineResult>,
 ) -> Option<f64> {
-    match (round.iter().flatten().next(), baseline) {
-        (Some(s), Some(b)) if b.events_per_s > 0.0 => Some(s.events_per_s / b.events_per_s),
-        _ => None,
-    }
+    ratio_to(round.iter().flatten().next(), baseline.as_ref())
 }
 
 /// Keeps the round whose `key` is the median (the lower middle one for an even count), with
@@ -366,14 +371,10 @@ fn median_round<const N: usize>(
     baselines: Vec<Option<BaselineResult>>,
     key: impl Fn(&[Option<ScenarioResult>; N], &Option<BaselineResult>) -> Option<f64>,
 ) -> ([Option<ScenarioResult>; N], Option<BaselineResult>) {
-    let ratio = |s: &Option<ScenarioResult>, b: &Option<BaselineResult>| match (s, b) {
-        (Some(s), Some(b)) if b.events_per_s > 0.0 => Some(s.events_per_s / b.events_per_s),
-        _ => None,
-    };
     let per_round: Vec<[Option<f64>; N]> = rounds
         .iter()
         .zip(&baselines)
-        .map(|(r, b)| std::array::from_fn(|k| ratio(&r[k], b)))
+        .map(|(r, b)| std::array::from_fn(|k| ratio_to(r[k].as_ref(), b.as_ref())))
         .collect();
     let keys: Vec<Option<f64>> = rounds
         .iter()
