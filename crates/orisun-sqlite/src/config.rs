@@ -46,6 +46,11 @@ pub struct SqliteConfig {
     /// over more appends; a smaller one bounds the latency a huge group adds to the appends queued
     /// behind it. An append larger than this still commits, alone.
     pub max_batch_events: usize,
+    /// How many rows of the tag index collect in log order (`tag_log`) before the writer moves
+    /// them into the index keyed by tag, sorted. Larger writes fewer pages per row (a tag's rows
+    /// share a leaf) but leaves more rows for a lookup to scan when a tag is absent from the
+    /// newest events. At least 1.
+    pub tag_log_rows: usize,
 }
 
 impl SqliteConfig {
@@ -53,6 +58,8 @@ impl SqliteConfig {
     pub const DEFAULT_READ_CONNECTIONS: usize = 4;
     /// Default number of events per group commit.
     pub const DEFAULT_MAX_BATCH_EVENTS: usize = 10_000;
+    /// Default number of tag rows kept in log order before they are moved into the tag index.
+    pub const DEFAULT_TAG_LOG_ROWS: usize = 8_192;
 
     /// Returns the default configuration for the data directory `dir`.
     pub fn new(dir: impl Into<PathBuf>) -> Self {
@@ -61,6 +68,7 @@ impl SqliteConfig {
             synchronous: Synchronous::default(),
             read_connections: Self::DEFAULT_READ_CONNECTIONS,
             max_batch_events: Self::DEFAULT_MAX_BATCH_EVENTS,
+            tag_log_rows: Self::DEFAULT_TAG_LOG_ROWS,
         }
     }
 

@@ -77,6 +77,7 @@ mod pool;
 mod schema;
 mod sql;
 mod store;
+mod tag_tail;
 mod writer;
 
 pub use config::{SqliteConfig, Synchronous};

@@ -17,11 +17,18 @@ pub(crate) struct Migration {
 
 /// Every migration, in order. A file in `migrations/` that is not listed here is a bug (a test
 /// checks the two agree).
-pub(crate) const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "init",
-    sql: include_str!("../migrations/0001_init.sql"),
-}];
+pub(crate) const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "init",
+        sql: include_str!("../migrations/0001_init.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "tag_log",
+        sql: include_str!("../migrations/0002_tag_log.sql"),
+    },
+];
 
 /// How long a connection waits for a lock before reporting `SQLITE_BUSY`. Only another process
 /// opening the same file (which the data directory lock prevents) or a checkpoint contend.

@@ -6,7 +6,13 @@
 //! to the first seq at or beyond the current candidate, so the cost grows with the number of
 //! *matches* (and the shorter list), not with the size of the boundary. A query (criteria OR-ed)
 //! merges the per-criterion results.
+//!
+//! The tag index is kept in two tables: `tag_log`, the newest rows in log order (cheap to append:
+//! a group's rows share a few pages), and `tags`, everything older, keyed by tag. Every seq of
+//! `tag_log` is above every seq of `tags`, so a walk reads the table it meets first and the
+//! other only for what it still needs.
 
+use crate::tag_tail::TagTail;
 use chrono::DateTime;
 use orisun_core::{Criterion, Direction, Position, Query, ReadRequest, StoredEvent, TagHash};
 use rusqlite::types::Type;
@@ -42,6 +48,25 @@ impl Scan {
             start,
             stop: 0,
         }
+    }
+
+    /// The seqs a walk from `from` covers, as an inclusive `(low, high)` pair.
+    pub(crate) fn bounds(&self, from: i64) -> (i64, i64) {
+        match self.dir {
+            Direction::Asc => (from, self.stop),
+            Direction::Desc => (self.stop, from),
+        }
+    }
+
+    /// The walk's direction.
+    pub(crate) fn direction(&self) -> Direction {
+        self.dir
+    }
+
+    /// The same walk, ending at `stop`.
+    #[cfg(test)]
+    pub(crate) fn stop_at(self, stop: i64) -> Self {
+        Self { stop, ..self }
     }
 
     /// Returns true when `seq` lies between `start` and `stop`.
@@ -153,28 +178,105 @@ fn first_seq_after(conn: &Connection, after: Position) -> rusqlite::Result<Optio
     seek_position(conn, after, Side::After)
 }
 
-/// Returns the first seq carrying tag `hash` at or beyond `seq` in direction `dir`.
+/// One of the two tables the tag index is kept in (see `migrations/0002_tag_log.sql`).
+#[derive(Debug, Clone, Copy)]
+enum TagTable {
+    /// `tags (h, seq)`: every row older than the newest ones, keyed by tag.
+    Indexed,
+    /// `tag_log (seq, h)`: the newest rows, in log order, above every seq of `tags`; at most
+    /// `SqliteConfig::tag_log_rows` (plus one group) of them, so scanning it by seq is bounded.
+    Log,
+}
+
+impl TagTable {
+    /// The tables in the order a walk in `dir` meets their seqs.
+    fn in_order(dir: Direction) -> [TagTable; 2] {
+        match dir {
+            Direction::Asc => [TagTable::Indexed, TagTable::Log],
+            Direction::Desc => [TagTable::Log, TagTable::Indexed],
+        }
+    }
+
+    /// The statement that returns up to `?4` seqs carrying tag `?1` from `?2` to `?3` (both
+    /// inclusive) in direction `dir`.
+    fn range_sql(self, dir: Direction) -> &'static str {
+        match (self, dir) {
+            (TagTable::Indexed, Direction::Asc) => {
+                "SELECT seq FROM tags WHERE h = ?1 AND seq >= ?2 AND seq <= ?3 \
+                 ORDER BY seq LIMIT ?4"
+            }
+            (TagTable::Indexed, Direction::Desc) => {
+                "SELECT seq FROM tags WHERE h = ?1 AND seq <= ?2 AND seq >= ?3 \
+                 ORDER BY seq DESC LIMIT ?4"
+            }
+            (TagTable::Log, Direction::Asc) => {
+                "SELECT seq FROM tag_log WHERE seq >= ?2 AND seq <= ?3 AND h = ?1 \
+                 ORDER BY seq LIMIT ?4"
+            }
+            (TagTable::Log, Direction::Desc) => {
+                "SELECT seq FROM tag_log WHERE seq <= ?2 AND seq >= ?3 AND h = ?1 \
+                 ORDER BY seq DESC LIMIT ?4"
+            }
+        }
+    }
+}
+
+/// Where a lookup finds the rows of `tag_log`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Tail<'a> {
+    /// In the table, as the connection's snapshot holds it (readers).
+    Table,
+    /// In the writer's copy, which is exactly the table as its open transaction holds it.
+    Memory(&'a TagTail),
+}
+
+/// Returns up to `limit` seqs carrying tag `hash`, walking `scan` from `from` on, in the walk's
+/// order: the first table the walk meets, then the other for what is still missing.
+fn tag_seqs(
+    conn: &Connection,
+    tail: Tail<'_>,
+    hash: &TagHash,
+    from: i64,
+    scan: Scan,
+    limit: usize,
+) -> rusqlite::Result<Vec<i64>> {
+    let mut seqs = Vec::new();
+    for table in TagTable::in_order(scan.dir) {
+        let Some(left) = limit.checked_sub(seqs.len()).filter(|&n| n > 0) else {
+            break;
+        };
+        match (table, tail) {
+            (TagTable::Log, Tail::Memory(tail)) => seqs.extend(tail.range(hash, from, scan, left)),
+            _ => {
+                let left = i64::try_from(left).unwrap_or(i64::MAX);
+                let mut stmt = conn.prepare_cached(table.range_sql(scan.dir))?;
+                let rows =
+                    stmt.query_map(params![&hash[..], from, scan.stop, left], |r| r.get(0))?;
+                for row in rows {
+                    seqs.push(row?);
+                }
+            }
+        }
+    }
+    Ok(seqs)
+}
+
+/// Returns the first seq carrying tag `hash` from `from` on in `scan`.
 fn seek(
     conn: &Connection,
+    tail: Tail<'_>,
     hash: &TagHash,
-    seq: i64,
-    dir: Direction,
+    from: i64,
+    scan: Scan,
 ) -> rusqlite::Result<Option<i64>> {
-    let sql = match dir {
-        Direction::Asc => "SELECT seq FROM tags WHERE h = ?1 AND seq >= ?2 ORDER BY seq LIMIT 1",
-        Direction::Desc => {
-            "SELECT seq FROM tags WHERE h = ?1 AND seq <= ?2 ORDER BY seq DESC LIMIT 1"
-        }
-    };
-    conn.prepare_cached(sql)?
-        .query_row(params![&hash[..], seq], |r| r.get(0))
-        .optional()
+    Ok(tag_seqs(conn, tail, hash, from, scan, 1)?.first().copied())
 }
 
 /// Returns the first seq of `scan`, from `start` on, that carries every tag of `hashes` (a
 /// leapfrog intersection of the tags' seq lists).
 fn next_match(
     conn: &Connection,
+    tail: Tail<'_>,
     hashes: &[TagHash],
     start: i64,
     scan: Scan,
@@ -187,7 +289,7 @@ fn next_match(
         if !scan.contains(candidate) {
             return Ok(None);
         }
-        let Some(seq) = seek(conn, hash, candidate, scan.dir)? else {
+        let Some(seq) = seek(conn, tail, hash, candidate, scan)? else {
             return Ok(None);
         };
         if seq == candidate {
@@ -211,28 +313,13 @@ fn criterion_seqs(
     limit: usize,
 ) -> rusqlite::Result<Vec<i64>> {
     if let [hash] = hashes {
-        // One tag: its seq list is the answer; read the page in one range scan.
-        let sql = match scan.dir {
-            Direction::Asc => {
-                "SELECT seq FROM tags WHERE h = ?1 AND seq >= ?2 AND seq <= ?3 \
-                 ORDER BY seq LIMIT ?4"
-            }
-            Direction::Desc => {
-                "SELECT seq FROM tags WHERE h = ?1 AND seq <= ?2 AND seq >= ?3 \
-                 ORDER BY seq DESC LIMIT ?4"
-            }
-        };
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let mut stmt = conn.prepare_cached(sql)?;
-        let rows = stmt.query_map(params![&hash[..], scan.start, scan.stop, limit], |r| {
-            r.get(0)
-        })?;
-        return rows.collect();
+        // One tag: its seq list is the answer; read the page in range scans.
+        return tag_seqs(conn, Tail::Table, hash, scan.start, scan, limit);
     }
     let mut seqs = Vec::new();
     let mut from = Some(scan.start);
     while let Some(start) = from.filter(|_| seqs.len() < limit) {
-        let Some(seq) = next_match(conn, hashes, start, scan)? else {
+        let Some(seq) = next_match(conn, Tail::Table, hashes, start, scan)? else {
             break;
         };
         seqs.push(seq);
@@ -302,7 +389,7 @@ pub(crate) fn latest_by_criteria(
     let mut events = Vec::with_capacity(criteria.len());
     for criterion in criteria {
         let scan = Scan::desc(i64::MAX);
-        let event = match next_match(&tx, &criterion.tag_hashes(), scan.start, scan)? {
+        let event = match next_match(&tx, Tail::Table, &criterion.tag_hashes(), scan.start, scan)? {
             Some(seq) => Some(event_at(&tx, seq)?),
             None => None,
         };
@@ -313,12 +400,14 @@ pub(crate) fn latest_by_criteria(
 }
 
 /// Returns the position of the latest event matching `query` if it is after `after`, `None`
-/// when no matching event is. `head` is the current head, read in the same transaction.
+/// when no matching event is. `head` is the current head, read in the same transaction;
+/// `tail` is where the newest rows of the tag index are read.
 ///
 /// Only the part of the log after `after` is searched, and each criterion only above the best
 /// match found so far.
 pub(crate) fn latest_match_after(
     conn: &Connection,
+    tail: Tail<'_>,
     query: &Query,
     after: Position,
     head: Position,
@@ -339,7 +428,7 @@ pub(crate) fn latest_match_after(
             start: head.prepare,
             stop: lowest,
         };
-        if let Some(seq) = next_match(conn, &criterion.tag_hashes(), scan.start, scan)? {
+        if let Some(seq) = next_match(conn, tail, &criterion.tag_hashes(), scan.start, scan)? {
             best = Some(seq);
             if seq == head.prepare {
                 break;
@@ -410,7 +499,9 @@ mod tests {
 
 #[cfg(test)]
 mod plan_tests {
+    use super::TagTable;
     use crate::schema::migrate;
+    use orisun_core::Direction;
     use rusqlite::Connection;
 
     /// Returns SQLite's query plan for `sql`, one detail line per step.
@@ -451,12 +542,20 @@ mod plan_tests {
                 "SEARCH events USING COVERING INDEX events_by_position (commit_pos<?)",
             ),
             (
-                "SELECT seq FROM tags WHERE h = ?1 AND seq >= ?2 ORDER BY seq LIMIT 1",
-                "SEARCH tags USING PRIMARY KEY (h=? AND seq>?)",
+                TagTable::Indexed.range_sql(Direction::Asc),
+                "SEARCH tags USING PRIMARY KEY (h=? AND seq>? AND seq<?)",
             ),
             (
-                "SELECT seq FROM tags WHERE h = ?1 AND seq <= ?2 ORDER BY seq DESC LIMIT 1",
-                "SEARCH tags USING PRIMARY KEY (h=? AND seq<?)",
+                TagTable::Indexed.range_sql(Direction::Desc),
+                "SEARCH tags USING PRIMARY KEY (h=? AND seq>? AND seq<?)",
+            ),
+            (
+                TagTable::Log.range_sql(Direction::Asc),
+                "SEARCH tag_log USING PRIMARY KEY (seq>? AND seq<?)",
+            ),
+            (
+                TagTable::Log.range_sql(Direction::Desc),
+                "SEARCH tag_log USING PRIMARY KEY (seq>? AND seq<?)",
             ),
             (
                 "SELECT commit_pos, seq FROM events WHERE event_id = ?1",

@@ -4,6 +4,7 @@ use crate::coordination::SqliteCoordination;
 use crate::error::db_error;
 use crate::pool::ReadPool;
 use crate::schema::{self, SchemaError};
+use crate::tag_tail::TagTail;
 use crate::writer::{AppendJob, AppendRequest, EventRow, Writer, QUEUE_CAPACITY};
 use crate::{sql, SqliteConfig, Synchronous};
 use async_trait::async_trait;
@@ -206,6 +207,7 @@ fn open_boundary(
             .map_err(|e| io_error(&config.dir, e))?;
     }
     let head = sql::head(&conn).map_err(|e| db_error(boundary, "read head", e))?;
+    let tail = TagTail::load(&conn).map_err(|e| db_error(boundary, "read the tag log", e))?;
     let (head_tx, _) = watch::channel(head);
     let head_tx = Arc::new(head_tx);
     let (jobs, queue) = mpsc::channel(QUEUE_CAPACITY);
@@ -215,6 +217,8 @@ fn open_boundary(
         jobs: queue,
         head: Arc::clone(&head_tx),
         max_batch_events: config.max_batch_events.max(1),
+        tail,
+        tag_log_limit: config.tag_log_rows.max(1),
     };
     std::thread::Builder::new()
         .name(format!("sqlite-{boundary}"))

@@ -14,7 +14,8 @@
 //! the file, so what readers see is always a prefix of the log.
 
 use crate::error::{db_error, replicate};
-use crate::sql;
+use crate::sql::{self, Tail};
+use crate::tag_tail::TagTail;
 use chrono::Utc;
 use orisun_core::{AppendCondition, NewEvent, Position, TagHash};
 use orisun_store::rules::{batch_positions, classify_retry, validate_expected};
@@ -79,6 +80,10 @@ pub(crate) struct Writer {
     pub head: Arc<watch::Sender<Position>>,
     /// The most events one group takes.
     pub max_batch_events: usize,
+    /// The rows of `tag_log`, the newest part of the tag index, which conditions read here.
+    pub tail: TagTail,
+    /// How many rows `tag_log` collects before they are moved into `tags`.
+    pub tag_log_limit: usize,
 }
 
 impl Writer {
@@ -156,6 +161,9 @@ impl Writer {
                     // A caller that gave up is no reason to stop.
                     let _ = reply.send(result);
                 }
+                if self.tail.rows() >= self.tag_log_limit {
+                    self.move_tag_log();
+                }
             }
             Err(err) => {
                 for reply in replies {
@@ -165,9 +173,41 @@ impl Writer {
         }
     }
 
+    /// Moves every row of `tag_log` into `tags`, sorted by tag, in one transaction of its own
+    /// (after the group's callers were answered). Rows of one tag then share a leaf of `tags`,
+    /// so this writes far fewer pages than inserting them group by group. A failure leaves both
+    /// tables as they were (lookups read both), to be retried after the next group.
+    fn move_tag_log(&mut self) {
+        let started = Instant::now();
+        let moved = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .and_then(|tx| {
+                tx.execute_batch(
+                    "INSERT INTO tags (h, seq) SELECT h, seq FROM tag_log ORDER BY h, seq; \
+                     DELETE FROM tag_log;",
+                )?;
+                tx.commit()
+            });
+        match moved {
+            Ok(()) => {
+                tracing::debug!(
+                    boundary = %self.boundary,
+                    rows = self.tail.rows(),
+                    elapsed_us = started.elapsed().as_micros() as u64,
+                    "tag log moved into the tag index"
+                );
+                self.tail.clear();
+            }
+            Err(e) => {
+                tracing::warn!(boundary = %self.boundary, error = %e, "cannot move the tag log into the tag index; retrying after the next group");
+            }
+        }
+    }
+
     /// Runs one group in one transaction, skipping the `excluded` requests. Returns each other
     /// request's outcome and the new head. On error the transaction is rolled back: nothing of
-    /// the group is stored.
+    /// the group is stored, and the tag rows it added are taken out of the writer's copy.
     ///
     /// No savepoints are needed for a request that is rejected: every check runs before the
     /// request writes anything. Savepoints would make SQLite copy every page the group touches
@@ -182,26 +222,36 @@ impl Writer {
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
         // Read, not cached: correctness never depends on this thread being the only writer.
-        let mut head = sql::head(&tx)?;
+        let start = sql::head(&tx)?;
         let micros = Utc::now().timestamp_micros();
+        let mut head = start;
         let mut results = Vec::with_capacity(requests.len());
-        for (index, (request, excluded)) in requests.iter().zip(excluded).enumerate() {
-            if excluded.is_some() {
-                results.push(None);
-                continue;
-            }
-            match request.apply(&tx, head, micros) {
-                Ok(Ok(outcome)) => {
-                    if !outcome.already_stored {
-                        head = outcome.position;
-                    }
-                    results.push(Some(Ok(outcome)));
+        let ran = requests
+            .iter()
+            .zip(excluded)
+            .enumerate()
+            .try_for_each(|(index, (request, excluded))| {
+                if excluded.is_some() {
+                    results.push(None);
+                    return Ok(());
                 }
-                Ok(Err(rejected)) => results.push(Some(Err(rejected))),
-                Err(err) => return Err(GroupError::Request { index, err }),
-            }
+                match request.apply(&tx, &mut self.tail, head, micros) {
+                    Ok(Ok(outcome)) => {
+                        if !outcome.already_stored {
+                            head = outcome.position;
+                        }
+                        results.push(Some(Ok(outcome)));
+                    }
+                    Ok(Err(rejected)) => results.push(Some(Err(rejected))),
+                    Err(err) => return Err(GroupError::Request { index, err }),
+                }
+                Ok(())
+            })
+            .and_then(|()| tx.commit().map_err(GroupError::Group));
+        if let Err(e) = ran {
+            self.tail.truncate_after(start.prepare);
+            return Err(e);
         }
-        tx.commit()?;
         Ok((results, head))
     }
 }
@@ -232,6 +282,7 @@ impl AppendRequest {
     fn apply(
         &self,
         conn: &Connection,
+        tail: &mut TagTail,
         head: Position,
         micros: i64,
     ) -> rusqlite::Result<Result<AppendOutcome, StoreError>> {
@@ -250,9 +301,13 @@ impl AppendRequest {
             if let Err(err) = validate_expected(condition.after, head) {
                 return Ok(Err(err));
             }
-            if let Some(actual) =
-                sql::latest_match_after(conn, &condition.query, condition.after, head)?
-            {
+            if let Some(actual) = sql::latest_match_after(
+                conn,
+                Tail::Memory(tail),
+                &condition.query,
+                condition.after,
+                head,
+            )? {
                 return Ok(Err(StoreError::ConditionFailed {
                     expected: condition.after,
                     actual,
@@ -263,7 +318,7 @@ impl AppendRequest {
             "INSERT INTO events (seq, commit_pos, event_id, event_type, data, metadata, \
              date_created) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
         )?;
-        let mut insert_tag = conn.prepare_cached("INSERT INTO tags (h, seq) VALUES (?1, ?2)")?;
+        let mut insert_tag = conn.prepare_cached("INSERT INTO tag_log (seq, h) VALUES (?1, ?2)")?;
         let mut last = head;
         let positions = batch_positions(head.prepare + 1, self.events.len());
         for ((event, row), position) in self.events.iter().zip(&self.rows).zip(positions) {
@@ -277,7 +332,8 @@ impl AppendRequest {
                 micros,
             ])?;
             for tag in &row.tags {
-                insert_tag.execute(params![&tag[..], position.prepare])?;
+                insert_tag.execute(params![position.prepare, &tag[..]])?;
+                tail.push(*tag, position.prepare);
             }
             last = position;
         }
@@ -315,6 +371,17 @@ mod tests {
         max_batch_events: usize,
         setup_sql: &str,
     ) -> Ran {
+        let tag_log_limit = crate::SqliteConfig::DEFAULT_TAG_LOG_ROWS;
+        run_queued_with(requests, max_batch_events, setup_sql, tag_log_limit)
+    }
+
+    /// [`run_queued`] with a writer that moves its tag log every `tag_log_limit` rows.
+    fn run_queued_with(
+        requests: Vec<(Vec<NewEvent>, Option<AppendCondition>)>,
+        max_batch_events: usize,
+        setup_sql: &str,
+        tag_log_limit: usize,
+    ) -> Ran {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("b.db");
         let mut conn =
@@ -343,6 +410,8 @@ mod tests {
             jobs: queue,
             head: Arc::clone(&head),
             max_batch_events,
+            tail: TagTail::default(),
+            tag_log_limit,
         }
         .run();
         let results = replies
@@ -437,6 +506,69 @@ mod tests {
         // [2, 1], [2], [5] (alone, larger than the limit), [1].
         assert_eq!(groups(&conn), 4);
         assert_eq!(head, Position::new(11, 10));
+    }
+
+    /// Returns the seqs in `table` (`tags` or `tag_log`), ascending.
+    fn tag_seqs(conn: &Connection, table: &str) -> Vec<i64> {
+        let mut stmt = conn
+            .prepare(&format!("SELECT seq FROM {table} ORDER BY seq"))
+            .expect("prepare");
+        let rows = stmt.query_map([], |r| r.get(0)).expect("query");
+        rows.map(|r| r.expect("seq")).collect()
+    }
+
+    #[test]
+    fn the_tag_log_moves_into_the_tag_index_once_full() {
+        // Two tags per event (eventType, account), one event per group, a log of five rows:
+        // groups 1-3 fill it to six rows, which are then moved; groups 4-5 stay in the log.
+        let Ran {
+            results,
+            conn,
+            head,
+            _dir: _kept,
+        } = run_queued_with(
+            (0..5)
+                .map(|i| (vec![event("E", &i.to_string())], None))
+                .collect(),
+            1,
+            "",
+            5,
+        );
+        assert!(results.iter().all(Result::is_ok));
+        assert_eq!(head, Position::new(5, 4));
+        assert_eq!(tag_seqs(&conn, "tags"), [0, 0, 1, 1, 2, 2]);
+        assert_eq!(tag_seqs(&conn, "tag_log"), [3, 3, 4, 4]);
+    }
+
+    #[test]
+    fn a_rolled_back_group_adds_nothing_to_the_tag_log() {
+        // The poisoned request's rows are rolled back and must not count: with a log of seven
+        // rows, the three stored events (two rows each) leave it one short of a move.
+        let Ran {
+            results,
+            conn,
+            _dir: _kept,
+            ..
+        } = run_queued_with(
+            vec![
+                (vec![event("E", "x")], None),
+                (vec![event("Fine", "p"), event("Poison", "p")], None),
+                (vec![event("E", "y")], None),
+                // No event of account p is stored: the writer's copy of the log must agree.
+                (vec![event("E", "z")], for_account("p")),
+            ],
+            1,
+            "CREATE TEMP TRIGGER poison BEFORE INSERT ON main.events \
+             WHEN NEW.event_type = 'Poison' BEGIN SELECT RAISE(ABORT, 'poisoned'); END;",
+            7,
+        );
+        assert!(results[0].is_ok() && results[1].is_err() && results[2].is_ok());
+        assert_eq!(
+            results[3].as_ref().map(|o| o.position).ok(),
+            Some(Position::new(3, 2))
+        );
+        assert!(tag_seqs(&conn, "tags").is_empty());
+        assert_eq!(tag_seqs(&conn, "tag_log"), [0, 0, 1, 1, 2, 2]);
     }
 
     #[test]

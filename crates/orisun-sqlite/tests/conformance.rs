@@ -26,6 +26,24 @@ async fn fresh() -> Arc<dyn EventStore> {
 
 orisun_store::conformance_suite!(fresh);
 
+/// The same suite on a store whose tag log holds three rows, so that its writer moves the log
+/// into the tag index after nearly every group and lookups constantly span both tables.
+mod tiny_tag_log {
+    use super::*;
+
+    async fn fresh() -> Arc<dyn EventStore> {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = SqliteConfig {
+            tag_log_rows: 3,
+            ..SqliteConfig::new(dir.path())
+        };
+        let store = SqliteStore::open(config).expect("open store");
+        Arc::new(TempStore { store, _dir: dir })
+    }
+
+    orisun_store::conformance_suite!(fresh);
+}
+
 #[async_trait]
 impl EventStore for TempStore {
     async fn create_boundary(&self, boundary: &BoundaryName) -> Result<(), StoreError> {

@@ -4,6 +4,7 @@
 mod common;
 
 use common::{boundary, obj};
+use orisun_sqlite::{SqliteConfig, SqliteStore};
 use orisun_store::core::{
     AppendCondition, Criterion, Direction, JsonObject, NewEvent, Position, Query, ReadRequest,
     StoredEvent, Tag,
@@ -79,10 +80,13 @@ fn outcome_text<T: std::fmt::Debug>(r: &Result<T, StoreError>) -> String {
     }
 }
 
-async fn run(seed: u64, steps: usize) -> anyhow::Result<()> {
+async fn run(seed: u64, steps: usize, tag_log_rows: usize) -> anyhow::Result<()> {
     let mut rng = StdRng::seed_from_u64(seed);
-    let f = common::fresh();
-    let sqlite = f.store.clone();
+    let dir = tempfile::tempdir()?;
+    let sqlite = SqliteStore::open(SqliteConfig {
+        tag_log_rows,
+        ..common::config(&dir)
+    })?;
     let model = MemoryStore::new();
     let b = boundary("model");
     sqlite.create_boundary(&b).await?;
@@ -170,7 +174,17 @@ async fn run(seed: u64, steps: usize) -> anyhow::Result<()> {
 #[tokio::test]
 async fn random_operations_match_the_model() -> anyhow::Result<()> {
     for seed in 1..=8 {
-        run(seed, 800).await?;
+        run(seed, 800, SqliteConfig::DEFAULT_TAG_LOG_ROWS).await?;
+    }
+    Ok(())
+}
+
+/// The same with a tag log of five rows: the writer moves it into the tag index every group or
+/// two, so conditions and reads constantly span both tables.
+#[tokio::test]
+async fn random_operations_match_the_model_with_a_tiny_tag_log() -> anyhow::Result<()> {
+    for seed in 11..=18 {
+        run(seed, 800, 5).await?;
     }
     Ok(())
 }

@@ -6,7 +6,7 @@ mod common;
 use common::{boundary, event};
 use orisun_sqlite::SqliteStore;
 use orisun_store::core::{AppendCondition, Criterion, Position, Query, ReadRequest, Tag};
-use orisun_store::EventStore;
+use orisun_store::{EventStore, StoreError};
 use serde_json::json;
 
 #[tokio::test]
@@ -46,6 +46,20 @@ async fn data_survives_a_reopen() -> anyhow::Result<()> {
     let retry = store.append(&a, first, None).await?;
     assert!(retry.already_stored);
     assert_eq!(retry.position, Position::new(2, 1));
+
+    // A condition sees the old events: they are still in the tag log (it is moved into the tag
+    // index only once it holds thousands of rows), which the writer reads back at open.
+    let stale = store
+        .append(
+            &a,
+            vec![event("Deposited", json!({"acct": 1}))],
+            Some(AppendCondition::new(acct1.clone(), Position::new(2, 1))),
+        )
+        .await;
+    assert!(
+        matches!(stale, Err(StoreError::ConditionFailed { actual, .. }) if actual == Position::new(3, 2)),
+        "{stale:?}"
+    );
 
     // Positions continue where they stopped, and conditions see the old events.
     let next = store
