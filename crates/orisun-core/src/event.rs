@@ -82,12 +82,12 @@ impl NewEvent {
 
     /// Returns the data as JSON text.
     pub fn data_json(&self) -> String {
-        Value::Object(self.data.clone()).to_string()
+        object_json(&self.data)
     }
 
     /// Returns the metadata as JSON text.
     pub fn metadata_json(&self) -> String {
-        Value::Object(self.metadata.clone()).to_string()
+        object_json(&self.metadata)
     }
 
     /// Returns the hashes of the tags this event can be found by (see [`event_tags`]).
@@ -99,6 +99,11 @@ impl NewEvent {
         hashes.dedup();
         hashes
     }
+}
+
+/// Returns `object` as compact JSON text, without copying it into a `Value` first.
+fn object_json(object: &JsonObject) -> String {
+    serde_json::to_string(object).expect("a JSON object with string keys always serializes")
 }
 
 /// Why text with NUL characters is refused: PostgreSQL cannot store them in text or `jsonb`, and
