@@ -59,7 +59,7 @@ impl SqliteConfig {
     /// Default number of events per group commit.
     pub const DEFAULT_MAX_BATCH_EVENTS: usize = 10_000;
     /// Default number of tag rows kept in log order before they are moved into the tag index.
-    pub const DEFAULT_TAG_LOG_ROWS: usize = 8_192;
+    pub const DEFAULT_TAG_LOG_ROWS: usize = 1_024;
 
     /// Returns the default configuration for the data directory `dir`.
     pub fn new(dir: impl Into<PathBuf>) -> Self {

@@ -24,9 +24,19 @@
 //! gap-free) and the rowid, and `commit_pos` is the batch's last seq + 1. Because lexicographic
 //! position order equals seq order, `seq` is the only key reads need; an index on
 //! `(commit_pos, seq)` resolves any read bound, including positions no event has (`{5,0}`,
-//! `{-1,-1}`, far beyond the head), to a seq with one seek. `tags(h, seq) WITHOUT ROWID` is the
-//! tag index: one row per distinct tag hash of each event ([`orisun_core::NewEvent::tag_hashes`]).
-//! `date_created` is unix microseconds, UTC.
+//! `{-1,-1}`, far beyond the head), to a seq with one seek. The tag index has one row per distinct
+//! tag hash of each event ([`orisun_core::NewEvent::tag_hashes`]), kept in two `WITHOUT ROWID`
+//! tables: `tag_log(seq, h)` holds the newest rows in log order, and `tags(h, seq)` everything
+//! older, keyed by tag. `date_created` is unix microseconds, UTC.
+//!
+//! Why two tables: every page a commit dirties is a 4 KiB WAL frame written and synced. Rows keyed
+//! by tag hash land on a different leaf per distinct tag, so a group of 64 single-event saves
+//! dirtied over a hundred leaves of `tags`; appended to `tag_log` in seq order, they share a few
+//! pages. Once `tag_log` holds [`SqliteConfig::tag_log_rows`] rows, the writer moves all of them
+//! into `tags` in one transaction, sorted by tag (the rows of one tag then share a leaf). Every seq
+//! of `tag_log` is above every seq of `tags`, so a lookup reads the table its walk meets first and
+//! the other only for what it still needs; readers scan `tag_log` by seq (it is small), and the
+//! writer checks conditions against its own in-memory copy of it (`tag_tail`).
 //!
 //! The schema is versioned: `migrations/NNNN_name.sql` are applied in order at open, each in
 //! the transaction that records its number in `PRAGMA user_version`.

@@ -183,10 +183,7 @@ impl Writer {
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .and_then(|tx| {
-                tx.execute_batch(
-                    "INSERT INTO tags (h, seq) SELECT h, seq FROM tag_log ORDER BY h, seq; \
-                     DELETE FROM tag_log;",
-                )?;
+                sql::move_tag_log(&tx)?;
                 tx.commit()
             });
         match moved {
@@ -224,6 +221,19 @@ impl Writer {
         // Read, not cached: correctness never depends on this thread being the only writer.
         let start = sql::head(&tx)?;
         let micros = Utc::now().timestamp_micros();
+        // A group with as many tag rows as the log holds (a large batch) writes them straight
+        // into `tags`, sorted, after moving the log there: passing through the log would write
+        // them twice.
+        let group_rows: usize = requests
+            .iter()
+            .zip(excluded)
+            .filter(|(_, excluded)| excluded.is_none())
+            .map(|(request, _)| request.tag_rows())
+            .sum();
+        let direct = group_rows >= self.tag_log_limit;
+        if direct && self.tail.rows() > 0 {
+            sql::move_tag_log(&tx)?;
+        }
         let mut head = start;
         let mut results = Vec::with_capacity(requests.len());
         let ran = requests
@@ -235,7 +245,12 @@ impl Writer {
                     results.push(None);
                     return Ok(());
                 }
-                match request.apply(&tx, &mut self.tail, head, micros) {
+                let tags = if direct {
+                    Tags::Direct
+                } else {
+                    Tags::Log(&mut self.tail)
+                };
+                match request.apply(&tx, tags, head, micros) {
                     Ok(Ok(outcome)) => {
                         if !outcome.already_stored {
                             head = outcome.position;
@@ -248,11 +263,37 @@ impl Writer {
                 Ok(())
             })
             .and_then(|()| tx.commit().map_err(GroupError::Group));
-        if let Err(e) = ran {
-            self.tail.truncate_after(start.prepare);
-            return Err(e);
+        match ran {
+            // The log was moved into `tags` with the group.
+            Ok(()) if direct => self.tail.clear(),
+            Ok(()) => {}
+            // Rolled back: a direct group left the log and the writer's copy as they were.
+            Err(e) if direct => return Err(e),
+            Err(e) => {
+                self.tail.truncate_after(start.prepare);
+                return Err(e);
+            }
         }
         Ok((results, head))
+    }
+}
+
+/// Where the tag rows of a group's requests go.
+enum Tags<'a> {
+    /// Appended to `tag_log`, and to the writer's copy of it.
+    Log(&'a mut TagTail),
+    /// Straight into `tags`, sorted by key: the group is as large as the log, which was moved
+    /// into `tags` at the start of the transaction, so conditions read no log.
+    Direct,
+}
+
+impl Tags<'_> {
+    /// Where conditions find the rows of `tag_log`.
+    fn tail(&self) -> Tail<'_> {
+        match self {
+            Tags::Log(tail) => Tail::Memory(tail),
+            Tags::Direct => Tail::Empty,
+        }
     }
 }
 
@@ -276,13 +317,18 @@ impl From<rusqlite::Error> for GroupError {
 }
 
 impl AppendRequest {
+    /// How many tag rows the request writes if it is stored.
+    fn tag_rows(&self) -> usize {
+        self.rows.iter().map(|row| row.tags.len()).sum()
+    }
+
     /// Checks and inserts one request in the open transaction. The outer error is a database
     /// failure; the inner one is a rejection of this request (idempotency or condition), which
     /// is always decided before the request writes anything.
     fn apply(
         &self,
         conn: &Connection,
-        tail: &mut TagTail,
+        mut tags: Tags<'_>,
         head: Position,
         micros: i64,
     ) -> rusqlite::Result<Result<AppendOutcome, StoreError>> {
@@ -301,13 +347,9 @@ impl AppendRequest {
             if let Err(err) = validate_expected(condition.after, head) {
                 return Ok(Err(err));
             }
-            if let Some(actual) = sql::latest_match_after(
-                conn,
-                Tail::Memory(tail),
-                &condition.query,
-                condition.after,
-                head,
-            )? {
+            if let Some(actual) =
+                sql::latest_match_after(conn, tags.tail(), &condition.query, condition.after, head)?
+            {
                 return Ok(Err(StoreError::ConditionFailed {
                     expected: condition.after,
                     actual,
@@ -318,8 +360,8 @@ impl AppendRequest {
             "INSERT INTO events (seq, commit_pos, event_id, event_type, data, metadata, \
              date_created) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
         )?;
-        let mut insert_tag = conn.prepare_cached("INSERT INTO tag_log (seq, h) VALUES (?1, ?2)")?;
         let mut last = head;
+        let mut indexed: Vec<(&TagHash, i64)> = Vec::new();
         let positions = batch_positions(head.prepare + 1, self.events.len());
         for ((event, row), position) in self.events.iter().zip(&self.rows).zip(positions) {
             insert_event.execute(params![
@@ -331,11 +373,26 @@ impl AppendRequest {
                 row.metadata,
                 micros,
             ])?;
-            for tag in &row.tags {
-                insert_tag.execute(params![position.prepare, &tag[..]])?;
-                tail.push(*tag, position.prepare);
+            match tags {
+                Tags::Log(ref mut tail) => {
+                    let mut insert =
+                        conn.prepare_cached("INSERT INTO tag_log (seq, h) VALUES (?1, ?2)")?;
+                    for tag in &row.tags {
+                        insert.execute(params![position.prepare, &tag[..]])?;
+                        tail.push(*tag, position.prepare);
+                    }
+                }
+                Tags::Direct => indexed.extend(row.tags.iter().map(|t| (t, position.prepare))),
             }
             last = position;
+        }
+        if !indexed.is_empty() {
+            // In key order, so that the rows of one tag land on its leaf together.
+            indexed.sort_unstable();
+            let mut insert = conn.prepare_cached("INSERT INTO tags (h, seq) VALUES (?1, ?2)")?;
+            for (tag, seq) in indexed {
+                insert.execute(params![&tag[..], seq])?;
+            }
         }
         Ok(Ok(AppendOutcome {
             position: last,
@@ -538,6 +595,55 @@ mod tests {
         assert_eq!(head, Position::new(5, 4));
         assert_eq!(tag_seqs(&conn, "tags"), [0, 0, 1, 1, 2, 2]);
         assert_eq!(tag_seqs(&conn, "tag_log"), [3, 3, 4, 4]);
+    }
+
+    #[test]
+    fn a_group_as_large_as_the_log_goes_straight_into_the_tag_index() {
+        let batch = (0..3).map(|_| event("E", "b")).collect::<Vec<_>>();
+        let after = |position: Position| {
+            let query = Query::new([Criterion::new([Tag::new("account", "b")])]);
+            Some(AppendCondition::new(query, position))
+        };
+        let Ran {
+            results,
+            conn,
+            _dir: _kept,
+            ..
+        } = run_queued_with(
+            vec![
+                (vec![event("E", "x")], None),
+                // Six rows, more than the log's five: the log moves, the batch goes straight in.
+                (batch, None),
+                (vec![event("E", "z")], for_account("x")),
+                (vec![event("E", "b")], after(Position::new(4, 2))),
+                (vec![event("E", "c")], None),
+            ],
+            1,
+            "",
+            5,
+        );
+        let outcome = |r: &Result<AppendOutcome, StoreError>| match r {
+            Ok(o) => o.position.to_string(),
+            Err(e) => e.to_string(),
+        };
+        let got: Vec<String> = results.iter().map(outcome).collect();
+        let conflict = |expected, actual| {
+            format!(
+                "OptimisticConcurrencyException:StreamVersionConflict: Expected {expected}, Actual {actual}"
+            )
+        };
+        assert_eq!(
+            got,
+            [
+                "(1, 0)".to_owned(),
+                "(4, 3)".to_owned(),
+                conflict("(-1, -1)", "(1, 0)"),
+                conflict("(4, 2)", "(4, 3)"),
+                "(5, 4)".to_owned(),
+            ]
+        );
+        assert_eq!(tag_seqs(&conn, "tags"), [0, 0, 1, 1, 2, 2, 3, 3]);
+        assert_eq!(tag_seqs(&conn, "tag_log"), [4, 4]);
     }
 
     #[test]
