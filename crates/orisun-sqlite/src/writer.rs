@@ -565,6 +565,11 @@ mod tests {
         assert_eq!(head, Position::new(11, 10));
     }
 
+    /// Makes every insert of an event of type `Poison` fail, as a full disk or an oversized row
+    /// would.
+    const POISON: &str = "CREATE TEMP TRIGGER poison BEFORE INSERT ON main.events \
+         WHEN NEW.event_type = 'Poison' BEGIN SELECT RAISE(ABORT, 'poisoned'); END;";
+
     /// Returns the seqs in `table` (`tags` or `tag_log`), ascending.
     fn tag_seqs(conn: &Connection, table: &str) -> Vec<i64> {
         let mut stmt = conn
@@ -664,8 +669,7 @@ mod tests {
                 (vec![event("E", "z")], for_account("p")),
             ],
             1,
-            "CREATE TEMP TRIGGER poison BEFORE INSERT ON main.events \
-             WHEN NEW.event_type = 'Poison' BEGIN SELECT RAISE(ABORT, 'poisoned'); END;",
+            POISON,
             7,
         );
         assert!(results[0].is_ok() && results[1].is_err() && results[2].is_ok());
@@ -692,8 +696,7 @@ mod tests {
                 (vec![event("E", "y")], for_account("y")),
             ],
             100,
-            "CREATE TEMP TRIGGER poison BEFORE INSERT ON main.events \
-             WHEN NEW.event_type = 'Poison' BEGIN SELECT RAISE(ABORT, 'poisoned'); END;",
+            POISON,
         );
         assert!(results[0].is_ok());
         assert!(matches!(results[1], Err(StoreError::Internal { .. })));
