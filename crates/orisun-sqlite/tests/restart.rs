@@ -48,7 +48,7 @@ async fn data_survives_a_reopen() -> anyhow::Result<()> {
     assert_eq!(retry.position, Position::new(2, 1));
 
     // A condition sees the old events: they are still in the tag log (it is moved into the tag
-    // index only once it holds thousands of rows), which the writer reads back at open.
+    // index only once it holds 1,024 rows), which the writer reads back at open.
     let stale = store
         .append(
             &a,
