@@ -1,13 +1,16 @@
-//! Conversions between wire messages and the domain model, and the one mapping from domain
-//! errors to gRPC statuses.
+//! Conversions a server needs: wire requests into validated domain values, and domain answers
+//! into wire responses. (The client's direction is in [`crate::client`], errors in
+//! [`crate::status`].)
 
 use crate as pb;
 use orisun_core::{
-    AppendCondition, BoundaryName, Criterion, Direction, Invalid, NewEvent, Position, Query,
-    ReadRequest, StoredEvent, Tag,
+    AppendCondition, BoundaryName, Criterion, Direction, NewEvent, Position, Query, ReadRequest,
+    StoredEvent, Tag,
 };
-use orisun_store::{LatestByCriteria, StoreError};
-use tonic::{Code, Status};
+use orisun_store::LatestByCriteria;
+use tonic::Status;
+
+pub use crate::status::{invalid, status};
 
 impl From<Position> for pb::Position {
     fn from(p: Position) -> Self {
@@ -165,28 +168,10 @@ pub fn latest_response(
     }
 }
 
-/// Maps a validation error to `INVALID_ARGUMENT`, naming the field.
-pub fn invalid(e: Invalid) -> Status {
-    Status::invalid_argument(e.to_string())
-}
-
-/// The one mapping from storage errors to gRPC statuses.
-pub fn status(e: StoreError) -> Status {
-    let code = match &e {
-        StoreError::Invalid(invalid) => return self::invalid(invalid.clone()),
-        StoreError::UnknownBoundary { .. } => Code::FailedPrecondition,
-        StoreError::ConditionFailed { .. } => Code::AlreadyExists,
-        StoreError::DuplicateEvents { .. } => Code::FailedPrecondition,
-        StoreError::LeaseLost { .. } => Code::Aborted,
-        StoreError::Unavailable { .. } => Code::Unavailable,
-        StoreError::Internal { .. } => Code::Internal,
-    };
-    Status::new(code, e.to_string())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tonic::Code;
 
     #[test]
     fn save_query_rules() {
@@ -229,19 +214,6 @@ mod tests {
         assert_eq!(
             read_request(&r).expect_err("dir").code(),
             Code::InvalidArgument
-        );
-    }
-
-    #[test]
-    fn conflict_maps_to_already_exists_with_go_text() {
-        let s = status(StoreError::ConditionFailed {
-            expected: Position::new(1, 0),
-            actual: Position::new(3, 2),
-        });
-        assert_eq!(s.code(), Code::AlreadyExists);
-        assert_eq!(
-            s.message(),
-            "OptimisticConcurrencyException:StreamVersionConflict: Expected (1, 0), Actual (3, 2)"
         );
     }
 }

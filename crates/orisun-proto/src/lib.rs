@@ -1,14 +1,17 @@
 //! Orisun's gRPC contract: code generated from `proto/eventstore.proto` and `proto/admin.proto`
 //! (package `orisun`, wire-compatible with Go Orisun) and `proto/pubsub.proto` (our PubSub
-//! service, with Go Orisun's 2024 message shapes), the descriptor set for reflection, and the
-//! conversions between wire messages and the domain model.
+//! service, with Go Orisun's 2024 message shapes), the descriptor set for reflection, the
+//! conversions between wire messages and the domain model for a server ([`convert`]) and a client
+//! ([`client`]), and the storage error <-> status mapping ([`status`]).
 
 #[allow(clippy::all, missing_docs)]
 mod generated {
     tonic::include_proto!("orisun");
 }
 
+pub mod client;
 pub mod convert;
+pub mod status;
 
 pub use generated::*;
 
