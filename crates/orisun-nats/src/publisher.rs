@@ -30,7 +30,7 @@ use async_nats::jetstream::{self as js};
 use futures::future::BoxFuture;
 use futures::StreamExt;
 use orisun_core::{BoundaryName, Position, Query};
-use orisun_store::{Coordination, EventStore, Lease, StoreError};
+use orisun_store::{keep_lease, Coordination, EventStore, Lease, StoreError};
 use rand::Rng;
 use std::collections::VecDeque;
 use std::convert::Infallible;
@@ -125,9 +125,9 @@ impl EventPublisher {
         let mut shutdown = std::pin::pin!(shutdown);
         let boundary = self.boundary.as_str().to_owned();
         loop {
-            let lease = tokio::select! {
+            let (lease, requested_at) = tokio::select! {
                 _ = &mut shutdown => return,
-                lease = self.contend() => lease,
+                taken = self.contend() => taken,
             };
             info!(%boundary, holder = %self.holder, epoch = lease.epoch, "became the NATS publisher");
             tokio::select! {
@@ -138,24 +138,29 @@ impl EventPublisher {
                     info!(%boundary, "NATS publisher stopped");
                     return;
                 }
-                _ = self.keep(&lease) => {}
-                _ = self.publish_while_held(&lease) => {}
+                loss = keep_lease(&*self.coordination, &lease, self.config.lease_ttl, requested_at) => {
+                    warn!(%boundary, holder = %self.holder, epoch = lease.epoch, %loss, "lost the NATS publisher lease; stopped publishing");
+                }
+                _ = self.publish_while_held(&lease) => {
+                    warn!(%boundary, holder = %self.holder, epoch = lease.epoch, "a fenced write found the NATS publisher lease lost; stopped publishing");
+                }
             }
-            warn!(%boundary, holder = %self.holder, epoch = lease.epoch, "lost the NATS publisher lease; stopped publishing");
         }
     }
 
-    /// Returns once this node holds the lease.
-    async fn contend(&self) -> Lease {
+    /// Returns once this node holds the lease, with the instant the winning request was sent
+    /// (the lease is valid for one TTL from then).
+    async fn contend(&self) -> (Lease, Instant) {
         let ttl = self.config.lease_ttl;
         let mut backoff = self.config.retry_min;
         loop {
+            let requested_at = Instant::now();
             match self
                 .coordination
                 .acquire(&self.name, &self.holder, ttl)
                 .await
             {
-                Ok(Some(lease)) => return lease,
+                Ok(Some(lease)) => return (lease, requested_at),
                 Ok(None) => {
                     backoff = self.config.retry_min;
                     tokio::time::sleep(jitter(ttl / 3)).await;
@@ -165,52 +170,6 @@ impl EventPublisher {
                     tokio::time::sleep(jitter(backoff)).await;
                     backoff = (backoff * 2).min(self.config.retry_max);
                 }
-            }
-        }
-    }
-
-    /// Renews the lease every `ttl/3`; returns when it is lost (taken over, re-taken under a new
-    /// epoch after expiring, or not renewable before it would expire).
-    async fn keep(&self, lease: &Lease) {
-        let ttl = self.config.lease_ttl;
-        let period = ttl / 3;
-        let boundary = self.boundary.as_str();
-        // Counted from before the acquisition returned, so it never overestimates.
-        let mut valid_until = Instant::now() + ttl - period.min(ttl / 10);
-        loop {
-            tokio::time::sleep(period).await;
-            loop {
-                let attempted = Instant::now();
-                match tokio::time::timeout(
-                    period,
-                    self.coordination.acquire(&self.name, &self.holder, ttl),
-                )
-                .await
-                {
-                    Ok(Ok(Some(renewed))) if renewed.epoch == lease.epoch => {
-                        valid_until = attempted + ttl;
-                        break;
-                    }
-                    Ok(Ok(Some(_))) => {
-                        warn!(%boundary, "the publisher lease expired before it was renewed");
-                        return;
-                    }
-                    Ok(Ok(None)) => {
-                        warn!(%boundary, "another node took the publisher lease");
-                        return;
-                    }
-                    Ok(Err(e)) => {
-                        warn!(%boundary, error = %e, "could not renew the publisher lease");
-                    }
-                    Err(_) => {
-                        warn!(%boundary, "renewing the publisher lease timed out");
-                    }
-                }
-                let retry = (period / 4).max(Duration::from_millis(10));
-                if Instant::now() + retry >= valid_until {
-                    return;
-                }
-                tokio::time::sleep(retry).await;
             }
         }
     }
@@ -269,12 +228,7 @@ impl EventPublisher {
         }
         debug!(%boundary, %start, last_sequence, "publishing session started");
 
-        let mut events = orisun_store::subscribe(
-            self.store.clone(),
-            self.boundary.clone(),
-            start,
-            Query::all(),
-        );
+        let mut events = self.store.subscribe(&self.boundary, start, Query::all());
         let mut in_flight: VecDeque<InFlight> = VecDeque::new();
         let mut expected_sequence = last_sequence;
         let mut last_sent = start;

@@ -141,16 +141,7 @@ pub(crate) async fn latest_by_criteria(
             *slot = Some(event_from_row(row, 1)?);
         }
     }
-    let context_position = events
-        .iter()
-        .flatten()
-        .map(|e| e.position)
-        .max()
-        .unwrap_or(Position::BEFORE_FIRST);
-    Ok(LatestByCriteria {
-        events,
-        context_position,
-    })
+    Ok(LatestByCriteria::new(events))
 }
 
 /// Reads the head of the log.

@@ -14,10 +14,13 @@ use crate::writer::{self, Job, Shared};
 use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use orisun_core::{
-    AppendCondition, BoundaryName, Criterion, NewEvent, Position, ReadRequest, StoredEvent,
+    AppendCondition, BoundaryName, Criterion, NewEvent, Position, Query, ReadRequest, StoredEvent,
 };
 use orisun_store::rules::{validate_batch, validate_criteria};
-use orisun_store::{AppendOutcome, EventStore, LatestByCriteria, StoreError, POLL_FALLBACK};
+use orisun_store::{
+    catch_up, AppendOutcome, EventStore, EventStream, HeadWatch, LatestByCriteria, StoreError,
+    POLL_FALLBACK,
+};
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -399,6 +402,13 @@ impl EventStore for PostgresStore {
         Ok(u64::try_from(head.prepare + 1).unwrap_or(0))
     }
 
+    fn subscribe(&self, boundary: &BoundaryName, after: Position, query: Query) -> EventStream {
+        catch_up(self.clone(), boundary.clone(), after, query)
+    }
+}
+
+#[async_trait]
+impl HeadWatch for PostgresStore {
     async fn watch_head(
         &self,
         boundary: &BoundaryName,

@@ -5,7 +5,8 @@ mod common;
 
 use common::TestDb;
 use orisun_core::Position;
-use orisun_store::{coordination_suite, Coordination, StoreError};
+use orisun_store::testsuite::coordination as coordination_suite;
+use orisun_store::{Coordination, StoreError};
 use std::sync::Arc;
 use std::time::Duration;
 

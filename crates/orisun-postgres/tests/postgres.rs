@@ -11,7 +11,7 @@ use orisun_core::{
     Tag,
 };
 use orisun_postgres::{PostgresConfig, PostgresStore};
-use orisun_store::{EventStore, StoreError};
+use orisun_store::{EventStore, HeadWatch, StoreError};
 use serde_json::{json, Value};
 use std::collections::{HashMap, HashSet};
 use std::io::{BufRead, BufReader};

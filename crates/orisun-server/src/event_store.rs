@@ -15,7 +15,7 @@ use futures::{Stream, StreamExt};
 use orisun_core::{BoundaryName, Criterion, Position, Query, StoredEvent};
 use orisun_proto::convert::{self, status};
 use orisun_proto::{self as pb, event_store_server};
-use orisun_store::{rules, subscribe, EventStore, StoreError};
+use orisun_store::{rules, EventStore, StoreError};
 use std::pin::Pin;
 use std::sync::Arc;
 use tonic::{Request, Response, Status};
@@ -177,7 +177,7 @@ impl event_store_server::EventStore for EventStoreService {
 
         let service = self.clone();
         let boundary_name = boundary.clone();
-        let events = subscribe(self.store.clone(), boundary.clone(), after, query).map(
+        let events = self.store.subscribe(&boundary, after, query).map(
             move |item: Result<StoredEvent, StoreError>| match item {
                 Ok(event) => Ok(service.to_wire(&boundary, event)),
                 Err(e) => {

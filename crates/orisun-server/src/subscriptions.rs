@@ -23,7 +23,7 @@
 
 use orisun_core::BoundaryName;
 use orisun_proto::convert::status;
-use orisun_store::Coordination;
+use orisun_store::{keep_lease, Coordination, LeaseLoss};
 use parking_lot::Mutex;
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -225,8 +225,7 @@ impl SubscriberRegistry {
     }
 }
 
-/// Renews `lease` every third of `ttl` until aborted; reports on `lost` when it cannot. A
-/// renewal that fails for a transient reason is retried until the lease would expire.
+/// Keeps `lease` until aborted; reports on `lost` why it could not.
 async fn renew(
     coordination: Arc<dyn Coordination>,
     lease: orisun_store::Lease,
@@ -234,36 +233,10 @@ async fn renew(
     acquired: Instant,
     lost: oneshot::Sender<String>,
 ) {
-    let period = ttl / 3;
-    // The lease is valid until `ttl` after the request that took or renewed it was sent.
-    let mut valid_until = acquired + ttl;
-    let mut next = acquired + period;
-    let reason = loop {
-        tokio::time::sleep_until(next).await;
-        let asked = Instant::now();
-        let attempt = tokio::time::timeout_at(
-            valid_until,
-            coordination.acquire(&lease.name, &lease.holder, ttl),
-        )
-        .await;
-        match attempt {
-            Ok(Ok(Some(renewed))) if renewed.epoch == lease.epoch => {
-                valid_until = asked + ttl;
-                next = asked + period;
-            }
-            Ok(Ok(Some(retaken))) => {
-                // It had expired: another stream may have held the name in between.
-                let _ = coordination.release(&retaken).await;
-                break "the lease expired before it could be renewed".to_owned();
-            }
-            Ok(Ok(None)) => break "another subscriber took the name".to_owned(),
-            Ok(Err(e)) if Instant::now() + RETRY < valid_until => {
-                tracing::warn!(lease = %lease.name, error = %e, "subscriber lease renewal failed; retrying");
-                next = Instant::now() + RETRY;
-            }
-            Ok(Err(e)) => break format!("the lease could not be renewed: {e}"),
-            Err(_) => break "the lease could not be renewed before it expired".to_owned(),
-        }
+    let loss = keep_lease(&*coordination, &lease, ttl, acquired).await;
+    let reason = match loss {
+        LeaseLoss::TakenOver => "another subscriber took the name".to_owned(),
+        other => other.to_string(),
     };
     tracing::warn!(lease = %lease.name, holder = %lease.holder, %reason, "subscriber lease lost");
     let _ = lost.send(reason);
@@ -296,10 +269,9 @@ pub fn validate_name(name: &str) -> Result<(), Status> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use async_trait::async_trait;
-    use orisun_core::Position;
-    use orisun_store::{LocalCoordination, StoreError};
-    use std::sync::atomic::{AtomicBool, Ordering};
+    use orisun_store::testsuite::FlakyCoordination;
+    use orisun_store::LocalCoordination;
+    use std::sync::atomic::Ordering;
     use tonic::Code;
 
     fn b(name: &str) -> BoundaryName {
@@ -396,54 +368,11 @@ mod tests {
         assert!(died.elapsed() >= TTL - ACQUIRE_WAIT, "{:?}", died.elapsed());
     }
 
-    /// A coordinator that can be told to fail, or to hand every lease to someone else.
-    struct Flaky {
-        inner: LocalCoordination,
-        failing: AtomicBool,
-        stolen: AtomicBool,
-    }
-
-    #[async_trait]
-    impl Coordination for Flaky {
-        async fn acquire(
-            &self,
-            name: &str,
-            holder: &str,
-            ttl: Duration,
-        ) -> Result<Option<orisun_store::Lease>, StoreError> {
-            if self.failing.load(Ordering::SeqCst) {
-                return Err(StoreError::unavailable("database down"));
-            }
-            if self.stolen.load(Ordering::SeqCst) {
-                return Ok(None);
-            }
-            self.inner.acquire(name, holder, ttl).await
-        }
-        async fn release(&self, lease: &orisun_store::Lease) -> Result<(), StoreError> {
-            self.inner.release(lease).await
-        }
-        async fn load_checkpoint(&self, name: &str) -> Result<Option<Position>, StoreError> {
-            self.inner.load_checkpoint(name).await
-        }
-        async fn save_checkpoint(
-            &self,
-            name: &str,
-            position: Position,
-            fence: Option<&orisun_store::Lease>,
-        ) -> Result<(), StoreError> {
-            self.inner.save_checkpoint(name, position, fence).await
-        }
-    }
-
     /// Renewal survives a short outage, reports a long one before the lease expires, and
     /// reports a lease taken by someone else.
     #[tokio::test(start_paused = true)]
     async fn renewal_failures_end_the_stream() {
-        let flaky = Arc::new(Flaky {
-            inner: LocalCoordination::new(),
-            failing: AtomicBool::new(false),
-            stolen: AtomicBool::new(false),
-        });
+        let flaky = Arc::new(FlakyCoordination::new());
         let reg = registry(flaky.clone(), "n1");
         let mut lease = reg.acquire(&b("a"), "s", ACQUIRE_WAIT).await.expect("free");
         // An outage shorter than the TTL is ridden out.

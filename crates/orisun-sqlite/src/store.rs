@@ -8,9 +8,14 @@ use crate::tag_tail::TagTail;
 use crate::writer::{AppendJob, AppendRequest, EventRow, Writer, QUEUE_CAPACITY};
 use crate::{sql, SqliteConfig, Synchronous};
 use async_trait::async_trait;
-use orisun_core::{AppendCondition, BoundaryName, Criterion, NewEvent, Position, ReadRequest};
+use orisun_core::{
+    AppendCondition, BoundaryName, Criterion, NewEvent, Position, Query, ReadRequest,
+};
 use orisun_store::rules::{validate_batch, validate_criteria};
-use orisun_store::{AppendOutcome, Coordination, EventStore, LatestByCriteria, StoreError};
+use orisun_store::{
+    catch_up, AppendOutcome, Coordination, EventStore, EventStream, HeadWatch, LatestByCriteria,
+    StoreError,
+};
 use parking_lot::RwLock;
 use std::collections::BTreeMap;
 use std::fmt;
@@ -317,16 +322,7 @@ impl EventStore for SqliteStore {
                 sql::latest_by_criteria(conn, &criteria)
             })
             .await?;
-        let context_position = events
-            .iter()
-            .flatten()
-            .map(|e| e.position)
-            .max()
-            .unwrap_or(Position::BEFORE_FIRST);
-        Ok(LatestByCriteria {
-            events,
-            context_position,
-        })
+        Ok(LatestByCriteria::new(events))
     }
 
     async fn head(&self, name: &BoundaryName) -> Result<Position, StoreError> {
@@ -341,6 +337,13 @@ impl EventStore for SqliteStore {
         Ok(u64::try_from(head.prepare + 1).expect("the head's seq is at least -1"))
     }
 
+    fn subscribe(&self, name: &BoundaryName, after: Position, query: Query) -> EventStream {
+        catch_up(self.clone(), name.clone(), after, query)
+    }
+}
+
+#[async_trait]
+impl HeadWatch for SqliteStore {
     async fn watch_head(
         &self,
         name: &BoundaryName,

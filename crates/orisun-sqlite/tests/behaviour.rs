@@ -8,7 +8,7 @@ use orisun_sqlite::SqliteStore;
 use orisun_store::core::{
     AppendCondition, Criterion, Direction, NewEvent, Position, Query, ReadRequest, StoredEvent, Tag,
 };
-use orisun_store::{EventStore, MemoryStore, StoreError};
+use orisun_store::{EventStore, HeadWatch, MemoryStore, StoreError};
 use serde_json::json;
 use std::sync::Arc;
 

@@ -3,7 +3,7 @@
 
 use orisun_core::Position;
 use orisun_sqlite::{SqliteConfig, SqliteStore, COORDINATION_FILE};
-use orisun_store::coordination_suite;
+use orisun_store::testsuite::coordination as coordination_suite;
 use std::time::Duration;
 
 fn open(dir: &std::path::Path) -> SqliteStore {

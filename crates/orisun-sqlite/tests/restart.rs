@@ -6,7 +6,7 @@ mod common;
 use common::{boundary, event};
 use orisun_sqlite::SqliteStore;
 use orisun_store::core::{AppendCondition, Criterion, Position, Query, ReadRequest, Tag};
-use orisun_store::{EventStore, StoreError};
+use orisun_store::{EventStore, HeadWatch, StoreError};
 use serde_json::json;
 
 #[tokio::test]

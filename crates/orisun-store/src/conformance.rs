@@ -12,7 +12,7 @@
 //! with [`MemoryStore`]) are part of the suite too.
 
 use crate::rules::batch_positions;
-use crate::{subscribe, EventStore, MemoryStore, StoreError};
+use crate::{EventStore, HeadWatch, MemoryStore, StoreError};
 use futures::StreamExt;
 use orisun_core::{
     AppendCondition, BoundaryName, Criterion, Direction, NewEvent, Position, Query, ReadRequest,
@@ -46,7 +46,7 @@ macro_rules! conformance_suite {
             megabyte_event_round_trips,
             ten_thousand_event_batch,
             subscription_replays_then_follows_live,
-            watch_head_wakes_on_append,
+            subscribing_to_an_unknown_boundary_fails,
             boundaries_are_isolated,
             concurrent_appends_get_gap_free_positions,
             bank_transfers_keep_balances_consistent,
@@ -691,12 +691,7 @@ pub async fn subscription_replays_then_follows_live(store: Store) {
         append(&store, &b, vec![e]).await;
     }
     let query = Query::new([tag("eventType", "Wanted")]);
-    let mut from_start = subscribe(
-        store.clone(),
-        b.clone(),
-        Position::BEFORE_FIRST,
-        query.clone(),
-    );
+    let mut from_start = store.subscribe(&b, Position::BEFORE_FIRST, query.clone());
     let mut replayed = Vec::new();
     for _ in 0..3 {
         replayed.push(next_event(&mut from_start).await);
@@ -704,12 +699,7 @@ pub async fn subscription_replays_then_follows_live(store: Store) {
     assert_eq!(ids(&replayed), expected);
 
     // Starting strictly after the first delivered event.
-    let mut from_mid = subscribe(
-        store.clone(),
-        b.clone(),
-        replayed[0].position,
-        query.clone(),
-    );
+    let mut from_mid = store.subscribe(&b, replayed[0].position, query.clone());
     assert_eq!(next_event(&mut from_mid).await.event_id, expected[1]);
     assert_eq!(next_event(&mut from_mid).await.event_id, expected[2]);
 
@@ -740,12 +730,40 @@ pub async fn subscription_replays_then_follows_live(store: Store) {
     assert!(extra.is_err(), "unexpected extra event: {extra:?}");
 }
 
-/// The head watch changes after an append.
-pub async fn watch_head_wakes_on_append(store: Store) {
-    let b = fresh_boundary(&store).await;
+/// A subscription to a boundary that does not exist yields `UnknownBoundary` and ends.
+pub async fn subscribing_to_an_unknown_boundary_fails(store: Store) {
+    let missing = BoundaryName::new(format!("missing_{}", Uuid::new_v4().simple()))
+        .expect("generated name is valid");
+    let mut stream = store.subscribe(&missing, Position::BEFORE_FIRST, Query::all());
+    let first = tokio::time::timeout(Duration::from_secs(5), stream.next())
+        .await
+        .expect("answers within 5 s");
+    assert!(
+        matches!(first, Some(Err(StoreError::UnknownBoundary { .. }))),
+        "{first:?}"
+    );
+    let after = tokio::time::timeout(Duration::from_secs(5), stream.next())
+        .await
+        .expect("ends within 5 s");
+    assert!(
+        after.is_none(),
+        "the stream ends after its error: {after:?}"
+    );
+}
+
+/// The head watch of an in-process store changes after an append (not part of the generic
+/// suite: a remote client has no head watch; backends call it from their own tests).
+pub async fn watch_head_wakes_on_append<S: HeadWatch>(store: &S) {
+    let b = BoundaryName::new(format!("t_{}", Uuid::new_v4().simple()))
+        .expect("generated name is valid");
+    store.create_boundary(&b).await.expect("create boundary");
     let mut rx = store.watch_head(&b).await.expect("watch");
     rx.borrow_and_update();
-    let p = append(&store, &b, vec![event("E", json!({}))]).await;
+    let p = store
+        .append(&b, vec![event("E", json!({}))], None)
+        .await
+        .expect("append")
+        .position;
     tokio::time::timeout(Duration::from_secs(5), rx.changed())
         .await
         .expect("woken within 5 s")

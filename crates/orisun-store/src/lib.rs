@@ -1,20 +1,28 @@
 //! The storage contract of Orisun: the [`EventStore`] trait, its error type, the in-memory
-//! model used as the test oracle, the generic subscription, and the conformance suite that
-//! every backend runs.
+//! model used as the test oracle, the catch-up subscription of in-process stores, and cluster
+//! coordination (leases, fenced checkpoints, the lease keeper).
+//!
+//! With the `testsuite` feature (for dev-dependencies only) it also carries the conformance
+//! suite every backend runs, the coordination suite and the test doubles they share.
 
+mod catch_up;
 mod coordination;
 mod error;
+mod lease_keeper;
 mod memory;
 pub mod rules;
-mod subscribe;
 mod traits;
 
+#[cfg(feature = "testsuite")]
 pub mod conformance;
+#[cfg(feature = "testsuite")]
+pub mod testsuite;
 
-pub use coordination::{suite as coordination_suite, Coordination, Lease, LocalCoordination};
+pub use catch_up::{catch_up, EventStream, HeadWatch, POLL_FALLBACK};
+pub use coordination::{Coordination, Lease, LocalCoordination};
 pub use error::StoreError;
+pub use lease_keeper::{keep_lease, LeaseLoss};
 pub use memory::MemoryStore;
-pub use subscribe::{subscribe, EventStream, POLL_FALLBACK};
 pub use traits::{AppendOutcome, EventStore, LatestByCriteria};
 
 pub use orisun_core as core;

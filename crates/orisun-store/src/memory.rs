@@ -1,11 +1,13 @@
 //! The in-memory model: the simplest correct implementation, used as the oracle in tests.
 
 use crate::rules::{batch_positions, classify_retry, validate_batch, validate_expected};
-use crate::{AppendOutcome, EventStore, LatestByCriteria, StoreError};
+use crate::{
+    catch_up, AppendOutcome, EventStore, EventStream, HeadWatch, LatestByCriteria, StoreError,
+};
 use async_trait::async_trait;
 use chrono::Utc;
 use orisun_core::{
-    AppendCondition, BoundaryName, Criterion, Direction, JsonObject, NewEvent, Position,
+    AppendCondition, BoundaryName, Criterion, Direction, JsonObject, NewEvent, Position, Query,
     ReadRequest, StoredEvent,
 };
 use parking_lot::Mutex;
@@ -182,20 +184,12 @@ impl EventStore for MemoryStore {
     ) -> Result<LatestByCriteria, StoreError> {
         crate::rules::validate_criteria(criteria)?;
         self.with_log(boundary, |log| {
-            let events: Vec<Option<StoredEvent>> = criteria
-                .iter()
-                .map(|c| log.latest_matching(c).cloned())
-                .collect();
-            let context_position = events
-                .iter()
-                .flatten()
-                .map(|e| e.position)
-                .max()
-                .unwrap_or(Position::BEFORE_FIRST);
-            Ok(LatestByCriteria {
-                events,
-                context_position,
-            })
+            Ok(LatestByCriteria::new(
+                criteria
+                    .iter()
+                    .map(|c| log.latest_matching(c).cloned())
+                    .collect(),
+            ))
         })
     }
 
@@ -207,6 +201,13 @@ impl EventStore for MemoryStore {
         self.with_log(boundary, |log| Ok(log.events.len() as u64))
     }
 
+    fn subscribe(&self, boundary: &BoundaryName, after: Position, query: Query) -> EventStream {
+        catch_up(self.clone(), boundary.clone(), after, query)
+    }
+}
+
+#[async_trait]
+impl HeadWatch for MemoryStore {
     async fn watch_head(
         &self,
         boundary: &BoundaryName,

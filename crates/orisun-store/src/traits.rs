@@ -1,11 +1,10 @@
 //! The `EventStore` trait: the one contract between the API layers and the backends.
 
-use crate::StoreError;
+use crate::{EventStream, StoreError};
 use async_trait::async_trait;
 use orisun_core::{
-    AppendCondition, BoundaryName, Criterion, NewEvent, Position, ReadRequest, StoredEvent,
+    AppendCondition, BoundaryName, Criterion, NewEvent, Position, Query, ReadRequest, StoredEvent,
 };
-use tokio::sync::watch;
 
 /// What a successful append reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,6 +24,22 @@ pub struct LatestByCriteria {
     /// The highest position among the found events, `{-1,-1}` when none was found. Passing it as
     /// the expected position of a save conditioned on the same criteria detects any later match.
     pub context_position: Position,
+}
+
+impl LatestByCriteria {
+    /// Builds the answer from one entry per criterion, computing the context position.
+    pub fn new(events: Vec<Option<StoredEvent>>) -> Self {
+        let context_position = events
+            .iter()
+            .flatten()
+            .map(|e| e.position)
+            .max()
+            .unwrap_or(Position::BEFORE_FIRST);
+        Self {
+            events,
+            context_position,
+        }
+    }
 }
 
 /// An append-only, totally ordered event log per boundary.
@@ -76,13 +91,13 @@ pub trait EventStore: Send + Sync + 'static {
     /// Returns the number of events in the boundary.
     async fn count(&self, boundary: &BoundaryName) -> Result<u64, StoreError>;
 
-    /// Returns a receiver whose value changes whenever the boundary's head may have moved.
+    /// Subscribes to the events of `boundary` matching `query` with a position strictly after
+    /// `after`: first those already stored, then new ones as they are appended, in position
+    /// order, each exactly once. `{-1,-1}` and `{0,0}` start at the beginning of the log.
     ///
-    /// It is only a wake-up: the value carries no event and may skip heads; subscribers read the
-    /// events from storage. Backends shared by several processes also signal appends made
-    /// elsewhere (and poll as a fallback).
-    async fn watch_head(
-        &self,
-        boundary: &BoundaryName,
-    ) -> Result<watch::Receiver<Position>, StoreError>;
+    /// The stream is pull-based: a consumer that reads slowly simply reads later. Errors
+    /// (including [`StoreError::UnknownBoundary`]) arrive as the stream's item, after which it
+    /// ends; a stream that yielded no error never ends by itself. In-process stores implement
+    /// this with [`crate::catch_up`]; a remote client with its own streaming call.
+    fn subscribe(&self, boundary: &BoundaryName, after: Position, query: Query) -> EventStream;
 }

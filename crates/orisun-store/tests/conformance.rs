@@ -8,3 +8,8 @@ async fn memory() -> Arc<dyn EventStore> {
 }
 
 orisun_store::conformance_suite!(memory);
+
+#[tokio::test]
+async fn watch_head_wakes_on_append() {
+    orisun_store::conformance::watch_head_wakes_on_append(&MemoryStore::new()).await;
+}

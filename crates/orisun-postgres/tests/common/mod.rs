@@ -6,14 +6,10 @@
 // Each test binary uses a different subset of these helpers.
 #![allow(dead_code)]
 
-use async_trait::async_trait;
-use orisun_core::{
-    AppendCondition, BoundaryName, Criterion, NewEvent, Position, ReadRequest, StoredEvent,
-};
 use orisun_postgres::{PostgresConfig, PostgresStore};
-use orisun_store::{AppendOutcome, EventStore, LatestByCriteria, StoreError};
+use orisun_store::testsuite::Owned;
+use orisun_store::EventStore;
 use std::sync::Arc;
-use tokio::sync::watch;
 
 /// The server tests run against, with `dbname` pointing at a database that always exists.
 pub fn server() -> PostgresConfig {
@@ -110,68 +106,15 @@ impl Drop for TestDb {
 
 /// A store on its own database, which is dropped with the store: the conformance suite's
 /// factory hands these out.
-pub struct OwnedStore {
-    // Field order matters: the store (and its connections) go before the database.
-    store: PostgresStore,
-    _db: TestDb,
-}
+pub type OwnedStore = Owned<PostgresStore, TestDb>;
 
-impl OwnedStore {
-    /// Creates a database and opens a store on it.
-    pub async fn create() -> Self {
-        let db = TestDb::create().await;
-        Self {
-            store: db.store().await,
-            _db: db,
-        }
-    }
-}
-
-#[async_trait]
-impl EventStore for OwnedStore {
-    async fn create_boundary(&self, boundary: &BoundaryName) -> Result<(), StoreError> {
-        self.store.create_boundary(boundary).await
-    }
-    async fn boundaries(&self) -> Result<Vec<BoundaryName>, StoreError> {
-        self.store.boundaries().await
-    }
-    async fn append(
-        &self,
-        boundary: &BoundaryName,
-        events: Vec<NewEvent>,
-        condition: Option<AppendCondition>,
-    ) -> Result<AppendOutcome, StoreError> {
-        self.store.append(boundary, events, condition).await
-    }
-    async fn read(
-        &self,
-        boundary: &BoundaryName,
-        request: &ReadRequest,
-    ) -> Result<Vec<StoredEvent>, StoreError> {
-        self.store.read(boundary, request).await
-    }
-    async fn latest_by_criteria(
-        &self,
-        boundary: &BoundaryName,
-        criteria: &[Criterion],
-    ) -> Result<LatestByCriteria, StoreError> {
-        self.store.latest_by_criteria(boundary, criteria).await
-    }
-    async fn head(&self, boundary: &BoundaryName) -> Result<Position, StoreError> {
-        self.store.head(boundary).await
-    }
-    async fn count(&self, boundary: &BoundaryName) -> Result<u64, StoreError> {
-        self.store.count(boundary).await
-    }
-    async fn watch_head(
-        &self,
-        boundary: &BoundaryName,
-    ) -> Result<watch::Receiver<Position>, StoreError> {
-        self.store.watch_head(boundary).await
-    }
+/// Creates a database and opens a store on it.
+pub async fn owned_store() -> OwnedStore {
+    let db = TestDb::create().await;
+    Owned::new(db.store().await, db)
 }
 
 /// The conformance suite's factory: a fresh store on a fresh database.
 pub async fn fresh_store() -> Arc<dyn EventStore> {
-    Arc::new(OwnedStore::create().await)
+    Arc::new(owned_store().await)
 }

@@ -751,8 +751,7 @@ async fn follow(auth: Weak<Auth>, store: Arc<dyn EventStore>, boundary: Boundary
         let Some(cursor) = auth.upgrade().map(|a| a.directory.read().cursor()) else {
             return;
         };
-        let mut stream =
-            orisun_store::subscribe(store.clone(), boundary.clone(), cursor, Query::all());
+        let mut stream = store.subscribe(&boundary, cursor, Query::all());
         while let Some(item) = stream.next().await {
             let Some(auth) = auth.upgrade() else {
                 return;

@@ -27,7 +27,7 @@
 //! The password epoch is the log position of the event that set the user's current password, so
 //! a password change or a deletion, on any node, revokes every token issued before it as soon as
 //! the node checking the token has followed the admin boundary (each node follows it live through
-//! [`orisun_store::subscribe`]; a node that sees a token newer than what it knows catches up
+//! [`orisun_store::EventStore::subscribe`]; a node that sees a token newer than what it knows catches up
 //! first). Tokens expire after [`AuthConfig::token_ttl`] (`ORISUN_AUTH_TOKEN_TTL`, default one
 //! hour).
 //!

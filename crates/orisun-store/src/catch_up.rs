@@ -1,4 +1,5 @@
-//! The catch-up subscription every backend shares: replay from storage, then follow wake-ups.
+//! The catch-up subscription every in-process store shares: replay from storage, then follow
+//! wake-ups of the store's [`HeadWatch`].
 //!
 //! Storage is the truth. The subscription keeps a cursor (the position of the last event it
 //! delivered) and reads the next page after it; when a read comes back empty it waits for the
@@ -7,11 +8,11 @@
 //! makes only a prefix of the log visible, paging by position can neither skip nor repeat.
 
 use crate::{EventStore, StoreError};
+use async_trait::async_trait;
 use futures::stream::{self, Stream};
 use orisun_core::{BoundaryName, Position, Query, ReadRequest, StoredEvent};
 use std::collections::VecDeque;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
 
@@ -25,8 +26,24 @@ pub const POLL_FALLBACK: Duration = Duration::from_millis(500);
 /// bound the memory a slow subscriber holds.
 const PAGE: u32 = 1_000;
 
-struct State {
-    store: Arc<dyn EventStore>,
+/// The in-process capability behind [`catch_up`]: a wake-up whenever a boundary's head may
+/// have moved. Stores that live in this process (or share its database) have it; a remote
+/// client subscribes with its own streaming call instead.
+#[async_trait]
+pub trait HeadWatch: EventStore {
+    /// Returns a receiver whose value changes whenever the boundary's head may have moved.
+    ///
+    /// It is only a wake-up: the value carries no event and may skip heads; subscribers read the
+    /// events from storage. Backends shared by several processes also signal appends made
+    /// elsewhere (and poll as a fallback).
+    async fn watch_head(
+        &self,
+        boundary: &BoundaryName,
+    ) -> Result<watch::Receiver<Position>, StoreError>;
+}
+
+struct State<S> {
+    store: S,
     boundary: BoundaryName,
     query: Query,
     cursor: Position,
@@ -40,13 +57,11 @@ fn successor(position: Position) -> Position {
     Position::new(position.commit, position.prepare.saturating_add(1))
 }
 
-/// Subscribes to the events of `boundary` matching `query` with a position strictly after
-/// `after`: first those already stored, then new ones as they are appended, in position order,
-/// each exactly once. `{-1,-1}` and `{0,0}` start at the beginning of the log.
-///
-/// The stream is pull-based: a consumer that reads slowly simply reads later pages.
-pub fn subscribe(
-    store: Arc<dyn EventStore>,
+/// Implements [`EventStore::subscribe`] for an in-process store: pages forward from `after`
+/// through [`EventStore::read`], and waits on [`HeadWatch::watch_head`] when a page comes back
+/// empty.
+pub fn catch_up<S: HeadWatch>(
+    store: S,
     boundary: BoundaryName,
     after: Position,
     query: Query,
@@ -63,7 +78,9 @@ pub fn subscribe(
     Box::pin(stream::unfold(state, next))
 }
 
-async fn next(mut st: State) -> Option<(Result<StoredEvent, StoreError>, State)> {
+async fn next<S: HeadWatch>(
+    mut st: State<S>,
+) -> Option<(Result<StoredEvent, StoreError>, State<S>)> {
     loop {
         if let Some(event) = st.buffer.pop_front() {
             st.cursor = event.position;
@@ -101,7 +118,7 @@ async fn next(mut st: State) -> Option<(Result<StoredEvent, StoreError>, State)>
     }
 }
 
-fn fail(mut st: State, error: StoreError) -> (Result<StoredEvent, StoreError>, State) {
+fn fail<S>(mut st: State<S>, error: StoreError) -> (Result<StoredEvent, StoreError>, State<S>) {
     st.failed = true;
     (Err(error), st)
 }
