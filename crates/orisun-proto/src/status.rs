@@ -17,18 +17,26 @@ pub fn invalid(e: Invalid) -> Status {
     Status::invalid_argument(e.to_string())
 }
 
-/// Maps a storage error to its gRPC status.
-pub fn status(e: StoreError) -> Status {
-    let code = match &e {
-        StoreError::Invalid(invalid) => return self::invalid(invalid.clone()),
+/// The gRPC code of a storage error.
+pub fn code(e: &StoreError) -> Code {
+    match e {
+        StoreError::Invalid(_) => Code::InvalidArgument,
         StoreError::UnknownBoundary { .. } => Code::FailedPrecondition,
         StoreError::ConditionFailed { .. } => Code::AlreadyExists,
         StoreError::DuplicateEvents { .. } => Code::FailedPrecondition,
         StoreError::LeaseLost { .. } => Code::Aborted,
         StoreError::Unavailable { .. } => Code::Unavailable,
         StoreError::Internal { .. } => Code::Internal,
-    };
-    Status::new(code, e.to_string())
+    }
+}
+
+/// Maps a storage error to its gRPC status: [`code`], and the error's text (a validation error
+/// without the `invalid argument: ` prefix, as [`invalid`] writes it).
+pub fn status(e: StoreError) -> Status {
+    match e {
+        StoreError::Invalid(invalid) => self::invalid(invalid),
+        other => Status::new(code(&other), other.to_string()),
+    }
 }
 
 /// Decodes a status received from an Orisun server into the storage error it stands for: the

@@ -1,7 +1,7 @@
 //! The storage backend chosen by the configuration; the only module that knows the concrete
 //! store types (SQLite, PostgreSQL, memory).
 
-use crate::admin::{Provisioner, StoreProvisioner};
+use crate::catalog::{Provisioner, StoreProvisioner};
 use crate::config::{BackendKind, Config, SqliteSynchronous};
 use crate::error::ServerError;
 use async_trait::async_trait;

@@ -6,7 +6,7 @@
 //! `orisun_proto::convert`, calls the store, and maps store errors with `convert::status`, the
 //! one mapping from domain errors to gRPC codes.
 
-use crate::admin::{guard_save, redact};
+use crate::admin_boundary::{guard_save, redact};
 use crate::auth::{self, Role};
 use crate::indexes;
 use crate::shutdown::Shutdown;

@@ -5,18 +5,22 @@
 //! [`serve`] takes already-bound listeners, so tests bind `127.0.0.1:0` and the binary binds the
 //! configured ports; [`serve_with_store`] runs over any [`orisun_store::EventStore`].
 
-pub mod admin;
+pub mod admin_boundary;
+pub mod admin_http;
+pub mod admin_service;
+pub mod api_error;
 pub mod auth;
 pub mod backend;
+pub mod catalog;
 pub mod config;
 mod error;
 pub mod event_store;
-pub mod http;
 pub mod indexes;
 pub mod oversize;
 mod server;
 pub mod shutdown;
 pub mod subscriptions;
+pub mod users;
 
 pub use config::Config;
 pub use error::ServerError;

@@ -1,13 +1,14 @@
 //! Composition: configuration -> store -> boundaries -> auth -> gRPC services + admin HTTP, and
 //! the graceful shutdown of all of it.
 
-use crate::admin::{AdminService, StartupBoundary};
+use crate::admin_http::{self, HttpState, Readiness};
+use crate::admin_service::AdminService;
 use crate::auth::{Auth, AuthConfig, AuthLayer};
 use crate::backend::{self, Backend};
+use crate::catalog::StartupBoundary;
 use crate::config::Config;
 use crate::error::ServerError;
 use crate::event_store::EventStoreService;
-use crate::http::{self, HttpState, Readiness};
 use crate::oversize::OversizeLayer;
 use crate::shutdown;
 use crate::subscriptions::SubscriberRegistry;
@@ -79,7 +80,7 @@ pub async fn serve_with_backend(
     let node_id = format!("node-{}", uuid::Uuid::new_v4().simple());
 
     // The probes answer during start-up so orchestrators can tell "starting" from "dead".
-    let http_app = http::router(HttpState {
+    let http_app = admin_http::router(HttpState {
         store: store.clone(),
         admin_boundary: config.admin_boundary.clone(),
         readiness: readiness.clone(),

@@ -1,11 +1,11 @@
 //! The in-memory projection of the admin boundary's user and key events.
 
-use super::events::{
+use super::token::TokenKey;
+use super::Role;
+use crate::admin_boundary::events::{
     self, AUTH_KEY_CREATED, CREATED_AT, KEY, NAME, PASSWORD_HASH, ROLES, USERNAME, USER_CREATED,
     USER_DELETED, USER_ID, USER_PASSWORD_CHANGED,
 };
-use super::token::TokenKey;
-use super::Role;
 use chrono::{DateTime, Utc};
 use orisun_core::{Position, StoredEvent};
 use serde_json::Value;

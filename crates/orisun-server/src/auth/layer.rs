@@ -1,6 +1,6 @@
 //! [`AuthLayer`]: the tower layer that authenticates every gRPC call.
 
-use super::authority::AuthError;
+use super::credentials::AuthError;
 use super::{Auth, Caller, TOKEN_HEADER};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;

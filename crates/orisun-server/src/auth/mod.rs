@@ -23,7 +23,7 @@
 //! A token is `v1.<payload>.<mac>`: the payload (base64url JSON) names the user id, the user's
 //! *password epoch* and the expiry time; the MAC is HMAC-SHA256 under a key shared by every node
 //! through the database (a `$AuthKeyCreated` event appended once to the admin boundary under a
-//! condition, so exactly one key wins; [`crate::admin::redact`] hides it from the event API).
+//! condition, so exactly one key wins; [`crate::admin_boundary::redact`] hides it from the event API).
 //! The password epoch is the log position of the event that set the user's current password, so
 //! a password change or a deletion, on any node, revokes every token issued before it as soon as
 //! the node checking the token has followed the admin boundary (each node follows it live through
@@ -34,20 +34,30 @@
 //! # Users
 //!
 //! Users are event-sourced in the admin boundary (`$UserCreated`, `$UserDeleted`,
-//! `$UserPasswordChanged`); [`Auth`] keeps an in-memory projection of them and offers the user
-//! commands the Admin service exposes. Roles are `ADMIN` and `OPERATIONS`.
+//! `$UserPasswordChanged`); [`Auth`] keeps an in-memory projection of them, and the user
+//! commands ([`crate::users`]) run on it. Roles are `ADMIN` and `OPERATIONS`.
+//!
+//! # Where each job lives
+//!
+//! [`authority`] holds [`Auth`] and its projection; `bootstrap` creates the token key and the
+//! first admin; `credentials` checks passwords and tokens; `follower` applies other nodes'
+//! changes; [`layer`] is the tower layer that authenticates every call. Errors become gRPC
+//! statuses in [`crate::api_error`].
 
-mod authority;
+pub mod authority;
+mod bootstrap;
+mod credentials;
 mod directory;
-pub(crate) mod events;
-mod layer;
-mod password;
+mod follower;
+pub mod layer;
+pub(crate) mod password;
 mod token;
 
-pub use authority::{Auth, AuthError, NewUser, User};
-pub use events::is_reserved_event_type;
+pub use authority::Auth;
+pub use credentials::AuthError;
 pub use layer::{authenticate_headers, AuthLayer, AuthService, EXEMPT_PREFIX};
 
+use crate::api_error::ApiError;
 use orisun_core::BoundaryName;
 use std::fmt;
 use std::time::Duration;
@@ -120,12 +130,12 @@ impl Caller {
 
     /// Succeeds when the caller holds at least one of `roles`, else `PERMISSION_DENIED` naming
     /// the roles needed.
-    pub fn require_any(&self, roles: &[Role]) -> Result<(), Status> {
+    pub fn require_any(&self, roles: &[Role]) -> Result<(), ApiError> {
         if roles.iter().any(|r| self.has(*r)) {
             return Ok(());
         }
         let needed: Vec<&str> = roles.iter().map(|r| r.as_str()).collect();
-        Err(Status::permission_denied(format!(
+        Err(ApiError::Denied(format!(
             "permission denied: user {:?} needs role {}",
             self.username,
             needed.join(" or ")
@@ -140,7 +150,7 @@ pub fn caller<T>(request: &tonic::Request<T>) -> Result<Caller, Status> {
         .extensions()
         .get::<Caller>()
         .cloned()
-        .ok_or_else(|| Status::unauthenticated("missing authorization header"))
+        .ok_or_else(|| AuthError::Missing.into())
 }
 
 /// Configuration of [`Auth`].
@@ -237,7 +247,7 @@ mod tests {
         assert!(c.require_any(&[Role::Admin, Role::Operations]).is_ok());
         let err = c.require_any(&[Role::Admin]).expect_err("not admin");
         assert_eq!(err.code(), tonic::Code::PermissionDenied);
-        assert!(err.message().contains("ADMIN"), "{}", err.message());
+        assert!(err.to_string().contains("ADMIN"), "{err}");
     }
 
     #[test]

@@ -7,7 +7,7 @@
 //! `CreateBoundary` provisions before it answers, so a boundary it reports ACTIVE is usable at
 //! once, without a restart.
 
-use crate::auth::events::{
+use crate::admin_boundary::events::{
     self, of_type, of_type_with, system_event, BOUNDARY, BOUNDARY_ACTIVATED, BOUNDARY_CREATED,
     BOUNDARY_PROVISIONING_FAILED,
 };

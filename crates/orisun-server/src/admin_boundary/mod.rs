@@ -1,34 +1,19 @@
-//! The `orisun.Admin` gRPC service, the boundary catalog, and the protection of the admin
-//! boundary's secrets from the event API.
+//! The admin boundary: the boundary that holds the server's own state as events (users, the
+//! token signing key, the boundary catalog), its event vocabulary ([`events`]), and the two
+//! rules that keep it safe behind the event API: secrets are removed from every event served
+//! ([`redact`]) and clients cannot append system events to it ([`guard_save`]).
 //!
-//! # Differences from Go Orisun (deliberate)
-//!
-//! - Every Admin RPC needs role `ADMIN` (Go checks no role); `ChangePassword` is open to any
-//!   authenticated user for their own user id; `ValidateCredentials` needs `ADMIN` (it is a
-//!   password oracle).
-//! - `CreateUser` accepts only the roles `ADMIN` and `OPERATIONS` (`INVALID_ARGUMENT` for any
-//!   other string; Go stores free strings) and reports a duplicate username as `ALREADY_EXISTS`
-//!   (Go: `INTERNAL`). Usernames cannot contain `:` (Basic credentials could not carry them).
-//! - A deleted username can be created again; `ListUsers` shows live users with their real
-//!   `created_at`; the first `ChangePassword` works (Go bugs 14 and 15).
-//! - `CreateBoundary` provisions synchronously and answers `ACTIVE` (or `FAILED` with
-//!   `last_error`) instead of `PROVISIONING`; the placement backend must be the running one.
-//! - `GetUserCount` and `GetEventCount` are exact (Go reads approximate projected counters);
-//!   `GetEventCount` of an unknown boundary is `FAILED_PRECONDITION`, like every other call on
-//!   a boundary that does not exist.
-//! - Password hashes and the token key are removed from admin-boundary events served by the
-//!   event API ([`redact`]), and clients cannot append `$`-typed events to the admin boundary
-//!   ([`guard_save`]), so nobody can forge users or passwords through `SaveEvents`.
+//! "Admin" names three things in this crate, kept apart by module: this boundary
+//! (`admin_boundary`, `ORISUN_ADMIN_BOUNDARY`), the `orisun.Admin` gRPC service
+//! ([`crate::admin_service`]), and the admin HTTP port ([`crate::admin_http`],
+//! `ORISUN_ADMIN_PORT`).
 
-mod catalog;
+pub(crate) mod events;
 mod redact;
-mod service;
 
-pub use catalog::{Provisioner, StartupBoundary, StoreProvisioner};
+pub use events::is_reserved_event_type;
 pub use redact::redact;
-pub use service::AdminService;
 
-use crate::auth::is_reserved_event_type;
 use orisun_core::{BoundaryName, NewEvent};
 use tonic::Status;
 

@@ -1,7 +1,29 @@
-//! [`AdminService`]: the `orisun.Admin` gRPC service.
+//! [`AdminService`]: the `orisun.Admin` gRPC service (users and the boundary catalog). Not to
+//! be confused with the admin boundary ([`crate::admin_boundary`]) or the admin HTTP port
+//! ([`crate::admin_http`]).
+//!
+//! # Differences from Go Orisun (deliberate)
+//!
+//! - Every Admin RPC needs role `ADMIN` (Go checks no role); `ChangePassword` is open to any
+//!   authenticated user for their own user id; `ValidateCredentials` needs `ADMIN` (it is a
+//!   password oracle).
+//! - `CreateUser` accepts only the roles `ADMIN` and `OPERATIONS` (`INVALID_ARGUMENT` for any
+//!   other string; Go stores free strings) and reports a duplicate username as `ALREADY_EXISTS`
+//!   (Go: `INTERNAL`). Usernames cannot contain `:` (Basic credentials could not carry them).
+//! - A deleted username can be created again; `ListUsers` shows live users with their real
+//!   `created_at`; the first `ChangePassword` works (Go bugs 14 and 15).
+//! - `CreateBoundary` provisions synchronously and answers `ACTIVE` (or `FAILED` with
+//!   `last_error`) instead of `PROVISIONING`; the placement backend must be the running one.
+//! - `GetUserCount` and `GetEventCount` are exact (Go reads approximate projected counters);
+//!   `GetEventCount` of an unknown boundary is `FAILED_PRECONDITION`, like every other call on
+//!   a boundary that does not exist.
+//! - Password hashes and the token key are removed from admin-boundary events served by the
+//!   event API ([`crate::admin_boundary::redact`]), and clients cannot append `$`-typed events to the admin boundary
+//!   ([`crate::admin_boundary::guard_save`]), so nobody can forge users or passwords through `SaveEvents`.
 
-use super::catalog::{Catalog, Provisioner, StartupBoundary, StoreProvisioner};
-use crate::auth::{self, Auth, Caller, NewUser, Role, User};
+use crate::auth::{self, Auth, Caller, Role};
+use crate::catalog::{Catalog, Provisioner, StartupBoundary, StoreProvisioner};
+use crate::users::{NewUser, User};
 use orisun_core::{BoundaryName, Invalid};
 use orisun_proto::admin_server::Admin;
 use orisun_proto::{self as pb, convert};

@@ -1,6 +1,6 @@
 //! Redaction of admin-boundary secrets from events served by the event API.
 
-use crate::auth::events::{self, AUTH_KEY_CREATED, SECRET_FIELDS};
+use crate::admin_boundary::events::{self, AUTH_KEY_CREATED, SECRET_FIELDS};
 use orisun_core::{BoundaryName, StoredEvent};
 use serde_json::Value;
 
@@ -49,7 +49,7 @@ pub fn redact(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::auth::events::{USER_CREATED, USER_PASSWORD_CHANGED};
+    use crate::admin_boundary::events::{USER_CREATED, USER_PASSWORD_CHANGED};
     use chrono::Utc;
     use orisun_core::Position;
     use serde_json::json;
