@@ -6,7 +6,8 @@
 //! client, Basic authentication once, then the `x-auth-token`. For each scenario it measures
 //! events/s, p50/p99/max latency and the server's peak RSS; with PostgreSQL it also measures
 //! the same rows written and read by plain SQL on the same server (the raw baseline) and gives
-//! each figure as a ratio of it. Progress goes to stderr, the final table to stdout, and every
+//! each figure as a ratio of it, and starts a second server on the same database to time
+//! delivery across nodes. Progress goes to stderr, the final table to stdout, and every
 //! figure to a JSON file on request.
 
 pub mod client;
@@ -163,6 +164,7 @@ async fn run_in(
 ) -> anyhow::Result<()> {
     let boundaries = Boundaries::new(&opts.boundary_prefix);
     let mut server = None;
+    let mut second_node = None;
     if opts.addr.is_none() {
         let storage = match db {
             Some(name) => pg.storage(name),
@@ -174,6 +176,10 @@ async fn run_in(
         report.addr = started.endpoint();
         report.server_pid = Some(started.pid());
         server = Some(started);
+        // Only PostgreSQL lets two servers share one store.
+        if db.is_some() {
+            second_node = Some(SecondNode { bin, storage });
+        }
     }
     // With PostgreSQL, each raw baseline runs right after the scenario it is compared with,
     // so that both see the same (noisy) machine.
@@ -192,6 +198,7 @@ async fn run_in(
         plan,
         &boundaries,
         server.as_mut(),
+        second_node.as_ref(),
         raw.as_ref(),
     )
     .await;
@@ -201,6 +208,13 @@ async fn run_in(
     result
 }
 
+/// How to start a second server on the same store (PostgreSQL, when the bench starts them).
+struct SecondNode {
+    bin: PathBuf,
+    storage: Storage,
+}
+
+#[allow(clippy::too_many_arguments)]
 async fn scenarios(
     report: &mut BackendReport,
     backend: Backend,
@@ -208,6 +222,7 @@ async fn scenarios(
     plan: &Plan,
     boundaries: &Boundaries,
     mut server: Option<&mut ServerProcess>,
+    second_node: Option<&SecondNode>,
     raw: Option<&Raw>,
 ) -> anyhow::Result<()> {
     let pid = report.server_pid;
@@ -288,6 +303,11 @@ async fn scenarios(
             record(report, r);
         }
         report.baselines.extend(baseline);
+        // For reference only (no ratio, no target): what binary COPY makes of the same rows.
+        if let Some(raw) = raw {
+            let b = raw.copy_batch(&label, size, slice, plan.min_batches);
+            report.baselines.push(b.await?);
+        }
     }
     if plan.wants_preload() {
         record(report, bench.preload().await?);
@@ -343,6 +363,32 @@ async fn scenarios(
     if plan.wants("commit_to_subscriber") {
         record(report, bench.commit_to_subscriber().await?);
         alive()?;
+    }
+    if plan.wants("commit_to_subscriber_two_nodes") {
+        match second_node {
+            Some(node) => {
+                eprintln!(
+                    "[{}] starting a second {} serve on the same database",
+                    backend.name(),
+                    node.bin.display()
+                );
+                let mut other =
+                    ServerProcess::start(&node.bin, &node.storage, &boundaries.all()).await?;
+                let result = bench
+                    .commit_to_subscriber_two_nodes(&other.endpoint())
+                    .await;
+                let other_alive = other.check_alive();
+                other.stop().await;
+                record(report, result?);
+                other_alive.context("the second node")?;
+                alive()?;
+            }
+            None => eprintln!(
+                "[{}] commit_to_subscriber_two_nodes skipped: it needs PostgreSQL and servers \
+                 the bench starts itself",
+                backend.name()
+            ),
+        }
     }
     Ok(())
 }

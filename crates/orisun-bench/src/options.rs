@@ -152,7 +152,7 @@ pub struct Plan {
     /// Duration of each throughput scenario.
     #[serde(serialize_with = "crate::report::ser_secs")]
     pub duration: Duration,
-    /// Duration of the commit-to-subscriber latency scenario.
+    /// Duration of the commit-to-subscriber latency scenarios (one node and two).
     #[serde(serialize_with = "crate::report::ser_secs")]
     pub latency_duration: Duration,
     /// Concurrent clients of the single-event scenarios.
@@ -372,6 +372,13 @@ mod tests {
         assert!(plan.wants("batch_1000") && plan.wants("single_uncond_c64"));
         assert!(!plan.wants("single_cond_c1") && !plan.wants_preload());
         assert!(Plan::for_scale(Scale::Quick).wants("catch_up"));
+        // A prefix selects every scenario it begins: both delivery scenarios here.
+        let o = parse(&["--only", "commit_to_subscriber"]).expect("parses");
+        let plan = Plan::from_options(&o).expect("plan");
+        assert!(plan.wants("commit_to_subscriber_two_nodes") && !plan.wants_preload());
+        let o = parse(&["--only", "commit_to_subscriber_two_nodes"]).expect("parses");
+        let plan = Plan::from_options(&o).expect("plan");
+        assert!(!plan.wants("commit_to_subscriber"));
         let o = parse(&["--clients", "0"]).expect("parses");
         assert!(Plan::from_options(&o).is_err());
         for bad in ["0", "21"] {

@@ -6,7 +6,8 @@
 //! The table has the columns of an event row (bigint id, uuid event id, type, jsonb data and
 //! metadata, timestamptz) with a primary key and a unique event id, as ours has. Writes are
 //! one row per transaction (autocommit) over N connections, or one multi-row
-//! `INSERT ... SELECT FROM unnest(...)` per batch; reads are a keyset-paged `SELECT`.
+//! `INSERT ... SELECT FROM unnest(...)` per batch (and, for reference, one binary `COPY` per
+//! batch); reads are a keyset-paged `SELECT`.
 
 use crate::payload;
 use crate::progress::Progress;
@@ -19,7 +20,9 @@ use std::str::FromStr;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
+use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::config::Host;
+use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::{Client, NoTls};
 use uuid::Uuid;
 
@@ -165,6 +168,12 @@ fn insert_many(table: &str) -> String {
         "INSERT INTO {SCHEMA}.{table} (id, event_id, event_type, data, metadata) \
          SELECT i, e, t, d::jsonb, m::jsonb \
          FROM unnest($1::bigint[], $2::uuid[], $3::text[], $4::text[], $5::text[]) AS u(i, e, t, d, m)"
+    )
+}
+
+fn copy_in(table: &str) -> String {
+    format!(
+        "COPY {SCHEMA}.{table} (id, event_id, event_type, data, metadata) FROM STDIN (FORMAT binary)"
     )
 }
 
@@ -417,6 +426,78 @@ impl Raw {
         })
     }
 
+    /// Binary `COPY ... FROM STDIN` of `size` rows per transaction, on one connection, for
+    /// `duration` (and at least `min_batches`): the fastest way PostgreSQL takes rows, for
+    /// comparison with the multi-row INSERT (`raw_batch_{size}`) that our batches are judged
+    /// against. Building and parsing the rows is left out of the time, as for the INSERT.
+    pub async fn copy_batch(
+        &self,
+        backend: &str,
+        size: usize,
+        duration: Duration,
+        min_batches: u64,
+    ) -> anyhow::Result<BaselineResult> {
+        let id = format!("raw_copy_{size}");
+        let progress = Progress::start(backend, &id);
+        let counter = progress.counter();
+        let result = async {
+            let client = self.connection().await?;
+            let sql = copy_in("writes");
+            let mut latencies = Latencies::new();
+            let mut batches = 0u64;
+            let mut measured = Duration::ZERO;
+            let start = Instant::now();
+            while start.elapsed() < duration || batches < min_batches {
+                let first = self.next_write_id.fetch_add(size as i64, Ordering::Relaxed);
+                let r = rows(first, size, "rawcopy");
+                let parse = |texts: &[String]| -> anyhow::Result<Vec<serde_json::Value>> {
+                    texts
+                        .iter()
+                        .map(|t| serde_json::from_str(t).context("the bench's own JSON"))
+                        .collect()
+                };
+                let (data, metadata) = (parse(&r.data)?, parse(&r.metadata)?);
+                let t = Instant::now();
+                let sink = client.copy_in(&sql).await?;
+                let writer = BinaryCopyInWriter::new(
+                    sink,
+                    &[Type::INT8, Type::UUID, Type::TEXT, Type::JSONB, Type::JSONB],
+                );
+                futures::pin_mut!(writer);
+                for i in 0..size {
+                    let row: [&(dyn ToSql + Sync); 5] = [
+                        &r.ids[i],
+                        &r.event_ids[i],
+                        &r.types[i],
+                        &data[i],
+                        &metadata[i],
+                    ];
+                    writer.as_mut().write(&row).await?;
+                }
+                writer.finish().await?;
+                let took = t.elapsed();
+                latencies.record(took);
+                measured += took;
+                batches += 1;
+                counter.fetch_add(size as u64, Ordering::Relaxed);
+            }
+            anyhow::Ok((batches, latencies, measured))
+        }
+        .await;
+        progress.finish();
+        let (batches, latencies, measured) = result.context("raw binary COPY")?;
+        let rows = batches * size as u64;
+        Ok(BaselineResult {
+            id,
+            description: format!("binary COPY of {size} rows per transaction"),
+            connections: 1,
+            rows,
+            elapsed_s: measured.as_secs_f64(),
+            events_per_s: rate(rows, measured),
+            latency: latencies.summary(),
+        })
+    }
+
     /// Fills the large table with `rows` rows in batches of `batch` over two connections
     /// (the way the bench preloads our boundary).
     pub async fn preload(
@@ -565,6 +646,7 @@ mod tests {
         assert!(create_table("big").contains("bench_raw.big"));
         assert!(insert_many("writes").contains("unnest($1::bigint[]"));
         assert!(select_page("big").contains("WHERE id > $1 ORDER BY id LIMIT $2"));
+        assert!(copy_in("writes").starts_with("COPY bench_raw.writes (id, event_id"));
         let r = rows(10, 3, "c");
         assert_eq!(r.ids, [10, 11, 12]);
         assert_eq!(r.data.len(), 3);

@@ -105,10 +105,11 @@
 //! - The NUL character (`\u0000`) cannot be stored in `jsonb` or `text`; such events are
 //!   refused with [`orisun_store::StoreError::Invalid`] before they reach a group.
 //! - Inserts use `UNNEST` arrays rather than binary COPY. Measured on the development machine
-//!   (`examples/throughput.rs`), raw 1000-row batches reach about 80,000 rows/s with `UNNEST`
-//!   and 100,000 with binary COPY; but in a group the event rows are a minor part of the work
-//!   (the tag runs, the event-id lookup, three indexes), and COPY, a protocol sub-mode, cannot
-//!   be pipelined with the group's other statements, which would cost a round trip per group.
+//!   (now the `raw_batch_1000` and `raw_copy_1000` baselines of `orisun bench`), raw
+//!   1000-row batches reach about 80,000 rows/s with `UNNEST` and 100,000 with binary COPY;
+//!   but in a group the event rows are a minor part of the work (the tag runs, the event-id
+//!   lookup, three indexes), and COPY, a protocol sub-mode, cannot be pipelined with the
+//!   group's other statements, which would cost a round trip per group.
 //!
 //! # Errors
 //!

@@ -2,9 +2,6 @@
 //! every task it runs at once, with no release and no goodbye, like `SIGKILL`), clients, and
 //! helpers to write and to follow a boundary over gRPC.
 
-// Each test binary uses a different subset of these helpers.
-#![allow(dead_code)]
-
 use crate::common::{event, http_get, Client, Credentials, TestDb, ADMIN, BOUNDARIES};
 use clap::Parser;
 use futures::StreamExt;
@@ -21,8 +18,6 @@ use tonic::transport::Channel;
 pub struct Node {
     /// Where gRPC is served.
     pub grpc: SocketAddr,
-    /// Where the admin HTTP endpoint is served.
-    pub http: SocketAddr,
     runtime: Option<tokio::runtime::Runtime>,
     stop: Option<oneshot::Sender<()>>,
     done: Option<oneshot::Receiver<Result<(), ServerError>>>,
@@ -106,7 +101,6 @@ impl Node {
         });
         let node = Self {
             grpc,
-            http,
             runtime: Some(runtime),
             stop: Some(stop),
             done: Some(done),
