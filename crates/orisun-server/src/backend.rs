@@ -2,15 +2,14 @@
 //! store types (SQLite, PostgreSQL, memory).
 
 use crate::catalog::{Provisioner, StoreProvisioner};
-use crate::config::{BackendKind, Config, SqliteSynchronous};
+use crate::config::{BackendKind, Config};
 use crate::error::ServerError;
 use async_trait::async_trait;
 use orisun_core::BoundaryName;
 use orisun_postgres::{PostgresConfig, PostgresStore};
-use orisun_sqlite::{SqliteConfig, SqliteStore, Synchronous};
+use orisun_sqlite::SqliteStore;
 use orisun_store::{Coordination, EventStore, LocalCoordination, MemoryStore, StoreError};
 use std::sync::Arc;
-use std::time::Duration;
 
 /// Schema of the PostgreSQL boundaries that ORISUN_PG_SCHEMAS does not place.
 pub const DEFAULT_PG_SCHEMA: &str = "public";
@@ -54,6 +53,7 @@ impl Backend {
     pub fn namespace(&self, config: &Config, boundary: &BoundaryName) -> String {
         if self.name == BackendKind::Postgres.name() {
             config
+                .postgres
                 .schema_of(boundary)
                 .unwrap_or(DEFAULT_PG_SCHEMA)
                 .to_owned()
@@ -83,13 +83,7 @@ pub async fn open(config: &Config) -> Result<Backend, ServerError> {
             Ok(Backend::generic(Arc::new(MemoryStore::new()), kind.name()))
         }
         BackendKind::Sqlite => {
-            let sqlite = SqliteConfig::new(&config.data_dir).with_synchronous(
-                match config.sqlite_synchronous {
-                    SqliteSynchronous::Full => Synchronous::Full,
-                    SqliteSynchronous::Normal => Synchronous::Normal,
-                    SqliteSynchronous::Off => Synchronous::Off,
-                },
-            );
+            let sqlite = config.sqlite.store_config(&config.storage.data_dir);
             // Opening reads the directory and runs migrations: blocking work.
             let store = tokio::task::spawn_blocking(move || SqliteStore::open(sqlite))
                 .await
@@ -98,7 +92,7 @@ pub async fn open(config: &Config) -> Result<Backend, ServerError> {
             Ok(Backend::generic(Arc::new(store), kind.name()).with_coordination(coordination))
         }
         BackendKind::Postgres => {
-            let pg = postgres_config(config)?;
+            let pg = PostgresConfig::try_from(&config.postgres)?;
             tracing::info!(host = %pg.host, port = pg.port, dbname = %pg.dbname, user = %pg.user, "connecting to PostgreSQL");
             let store = PostgresStore::connect(pg).await?;
             Ok(Backend {
@@ -109,30 +103,6 @@ pub async fn open(config: &Config) -> Result<Backend, ServerError> {
             })
         }
     }
-}
-
-fn postgres_config(config: &Config) -> Result<PostgresConfig, ServerError> {
-    let host = config.pg_host.clone().ok_or_else(|| {
-        crate::config::ConfigError::new("ORISUN_PG_HOST", "must be set for the postgres backend")
-    })?;
-    let pool_size = usize::try_from(
-        config
-            .pg_write_max_open_conns
-            .saturating_add(config.pg_read_max_open_conns),
-    )
-    .unwrap_or(usize::MAX);
-    Ok(PostgresConfig {
-        host,
-        port: config.pg_port,
-        user: config.pg_user.clone(),
-        password: config.pg_password.clone().filter(|p| !p.is_empty()),
-        dbname: config.pg_name.clone(),
-        pool_size: pool_size.max(2),
-        default_schema: DEFAULT_PG_SCHEMA.to_owned(),
-        listen: config.pg_listen_enabled,
-        application_name: "orisun".to_owned(),
-        connect_timeout: Duration::from_secs(10),
-    })
 }
 
 /// Creates PostgreSQL boundaries in the schema named by the namespace.

@@ -20,7 +20,6 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tonic::codec::CompressionEncoding;
 use tonic::transport::server::TcpIncoming;
-use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 
 /// Runs the server until `shutdown` completes: opens the configured backend, then does what
 /// [`serve_with_store`] does.
@@ -82,7 +81,7 @@ pub async fn serve_with_backend(
     // The probes answer during start-up so orchestrators can tell "starting" from "dead".
     let http_app = admin_http::router(HttpState {
         store: store.clone(),
-        admin_boundary: config.admin_boundary.clone(),
+        admin_boundary: config.auth.admin_boundary.clone(),
         readiness: readiness.clone(),
     });
     let mut http_stop = trigger.signal();
@@ -95,41 +94,23 @@ pub async fn serve_with_backend(
     // Start-up proper; on failure the HTTP endpoint is stopped before the error is returned.
     let started: Result<_, ServerError> = async {
         // Certificates first: a TLS misconfiguration fails before anything is created.
-        let tls = if config.grpc_tls_enabled {
-            Some(tls_config(&config).await?)
-        } else {
-            None
-        };
+        let tls = config.tls.server_tls_config().await?;
         let mut startup = Vec::new();
         for boundary in config.startup_boundaries() {
             let namespace = backend.namespace(&config, &boundary);
             backend.provisioner.provision(&boundary, &namespace).await?;
-            let description = config
-                .boundaries
-                .0
-                .iter()
-                .find(|b| b.name == boundary)
-                .map(|b| b.description.clone())
-                .unwrap_or_default();
+            let description = config.boundaries.description_of(&boundary);
             startup.push(StartupBoundary::new(boundary, description).with_namespace(namespace));
         }
-        if config.admin_password == "changeit" {
+        if config.auth.admin_password == "changeit" {
             tracing::warn!(
-                username = %config.admin_username,
+                username = %config.auth.admin_username,
                 "the bootstrap admin uses the default password: set ORISUN_ADMIN_PASSWORD"
             );
         }
-        let auth = Auth::start(
-            store.clone(),
-            AuthConfig {
-                admin_boundary: config.admin_boundary.clone(),
-                admin_username: config.admin_username.clone(),
-                admin_password: config.admin_password.clone(),
-                token_ttl: config.auth_token_ttl,
-            },
-        )
-        .await
-        .map_err(ServerError::Auth)?;
+        let auth = Auth::start(store.clone(), AuthConfig::from(&config.auth))
+            .await
+            .map_err(ServerError::Auth)?;
         let admin = AdminService::new(store.clone(), auth.clone(), backend.name)
             .with_provisioner(backend.provisioner.clone());
         admin
@@ -144,24 +125,24 @@ pub async fn serve_with_backend(
         let subscribers = SubscriberRegistry::new(
             backend.coordination.clone(),
             node_id.clone(),
-            config.subscriber_lease_ttl,
+            config.subscriptions.subscriber_lease_ttl,
         );
         let event_store = EventStoreService::new(
             store.clone(),
-            config.admin_boundary.clone(),
+            config.auth.admin_boundary.clone(),
             subscribers,
             trigger.signal(),
         );
         let event_store = EventStoreServer::new(event_store)
             .accept_compressed(CompressionEncoding::Gzip)
             .send_compressed(CompressionEncoding::Gzip)
-            .max_decoding_message_size(config.grpc_max_receive_message_size)
-            .max_encoding_message_size(config.grpc_max_send_message_size);
+            .max_decoding_message_size(config.grpc.grpc_max_receive_message_size)
+            .max_encoding_message_size(config.grpc.grpc_max_send_message_size);
         let admin = AdminServer::new(admin)
             .accept_compressed(CompressionEncoding::Gzip)
             .send_compressed(CompressionEncoding::Gzip)
-            .max_decoding_message_size(config.grpc_max_receive_message_size)
-            .max_encoding_message_size(config.grpc_max_send_message_size);
+            .max_decoding_message_size(config.grpc.grpc_max_receive_message_size)
+            .max_encoding_message_size(config.grpc.grpc_max_send_message_size);
 
         // NATS: one JetStream publisher per boundary when ORISUN_NATS_URL is set; pub/sub over
         // NATS then, in-process otherwise. Both stop with the rest of the server.
@@ -188,19 +169,14 @@ pub async fn serve_with_backend(
             .into_server()
             .accept_compressed(CompressionEncoding::Gzip)
             .send_compressed(CompressionEncoding::Gzip)
-            .max_decoding_message_size(config.grpc_max_receive_message_size)
-            .max_encoding_message_size(config.grpc_max_send_message_size);
+            .max_decoding_message_size(config.grpc.grpc_max_receive_message_size)
+            .max_encoding_message_size(config.grpc.grpc_max_send_message_size);
 
-        let mut builder = Server::builder()
-            .max_concurrent_streams(config.grpc_max_concurrent_streams)
-            .initial_stream_window_size(config.grpc_initial_window_size)
-            .initial_connection_window_size(config.grpc_initial_conn_window_size)
-            .http2_keepalive_timeout(Some(config.grpc_keep_alive_timeout))
+        let mut builder = config
+            .grpc
+            .server_builder()
             // One span per call, so every log line of a handler names its RPC.
             .trace_fn(|request| tracing::debug_span!("rpc", path = %request.uri().path()));
-        if !config.grpc_keep_alive_time.is_zero() {
-            builder = builder.http2_keepalive_interval(Some(config.grpc_keep_alive_time));
-        }
         if let Some(tls) = tls {
             builder = builder
                 .tls_config(tls)
@@ -215,7 +191,7 @@ pub async fn serve_with_backend(
             .add_service(event_store)
             .add_service(admin)
             .add_service(pubsub);
-        if config.grpc_enable_reflection {
+        if config.grpc.grpc_enable_reflection {
             let v1 = tonic_reflection::server::Builder::configure()
                 .register_encoded_file_descriptor_set(orisun_proto::FILE_DESCRIPTOR_SET)
                 .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -237,7 +213,7 @@ pub async fn serve_with_backend(
             trigger.trigger();
             let _ = http_task.await;
             drop(store);
-            release(backend, config.shutdown_timeout).await;
+            release(backend, config.grpc.shutdown_timeout).await;
             return Err(e);
         }
     };
@@ -256,7 +232,7 @@ pub async fn serve_with_backend(
         admin = %http_addr,
         node = %node_id,
         backend = ?config.backend_kind(),
-        tls = config.grpc_tls_enabled,
+        tls = config.tls.grpc_tls_enabled,
         "orisun is listening"
     );
 
@@ -275,11 +251,11 @@ pub async fn serve_with_backend(
     }
     let grpc_result = match early_exit {
         Some(result) => result,
-        None => match tokio::time::timeout(config.shutdown_timeout, &mut grpc_task).await {
+        None => match tokio::time::timeout(config.grpc.shutdown_timeout, &mut grpc_task).await {
             Ok(result) => result,
             Err(_) => {
                 tracing::warn!(
-                    timeout = ?config.shutdown_timeout,
+                    timeout = ?config.grpc.shutdown_timeout,
                     "in-flight calls did not finish in time; closing connections"
                 );
                 grpc_task.abort();
@@ -291,7 +267,7 @@ pub async fn serve_with_backend(
     // The publishers saw the shutdown signal; wait for them to release their leases (so other
     // nodes take over at once) and to let go of the store.
     if let Some(nats) = nats {
-        if tokio::time::timeout(config.shutdown_timeout, nats.stop())
+        if tokio::time::timeout(config.grpc.shutdown_timeout, nats.stop())
             .await
             .is_err()
         {
@@ -302,7 +278,7 @@ pub async fn serve_with_backend(
     // embedded backend locks its directory): the tasks that held clones are winding down.
     drop(auth);
     drop(store);
-    release(backend, config.shutdown_timeout).await;
+    release(backend, config.grpc.shutdown_timeout).await;
     match grpc_result {
         Ok(result) => result?,
         Err(e) => {
@@ -343,27 +319,4 @@ async fn release(backend: Backend, timeout: std::time::Duration) {
         // Aborted tasks drop their clones on their next poll; this is a short, bounded wait.
         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     }
-}
-
-/// Loads the TLS identity (and, for mutual TLS, the client CA) named by the configuration.
-async fn tls_config(config: &Config) -> Result<ServerTlsConfig, ServerError> {
-    let read = |path: std::path::PathBuf, variable: &'static str| async move {
-        tokio::fs::read(&path)
-            .await
-            .map_err(|e| ServerError::Tls(format!("{variable}={}: {e}", path.display())))
-    };
-    let cert = read(
-        config.grpc_tls_cert_file.clone(),
-        "ORISUN_GRPC_TLS_CERT_FILE",
-    )
-    .await?;
-    let key = read(config.grpc_tls_key_file.clone(), "ORISUN_GRPC_TLS_KEY_FILE").await?;
-    let mut tls = ServerTlsConfig::new().identity(Identity::from_pem(cert, key));
-    if config.grpc_tls_client_auth_required {
-        let ca = read(config.grpc_tls_ca_file.clone(), "ORISUN_GRPC_TLS_CA_FILE").await?;
-        tls = tls
-            .client_ca_root(Certificate::from_pem(ca))
-            .client_auth_optional(false);
-    }
-    Ok(tls)
 }

@@ -33,10 +33,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
 }
 
 fn init_logging(config: &Config) -> anyhow::Result<()> {
-    let filter = EnvFilter::try_new(config.logging_level.directive())
+    let filter = EnvFilter::try_new(config.logging.logging_level.directive())
         .context("ORISUN_LOGGING_LEVEL is not a valid filter")?;
     let builder = tracing_subscriber::fmt().with_env_filter(filter);
-    let result = match config.logging_format {
+    let result = match config.logging.logging_format {
         LogFormat::Json => builder.json().try_init(),
         LogFormat::Text => builder
             .with_ansi(std::io::stdout().is_terminal())
