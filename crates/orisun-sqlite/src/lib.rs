@@ -59,7 +59,7 @@
 //! on a snapshot and never waits for the writer. Every read that issues several statements
 //! (a page of a criteria read, `latest_by_criteria`) runs them in one read transaction, hence on
 //! one snapshot, which keeps the visible log a prefix. Criteria use the tag index (a leapfrog
-//! intersection per criterion, merged across criteria; see the `sql` module), never a scan.
+//! intersection per criterion, merged across criteria; see the `read` module), never a scan.
 //!
 //! # Durability
 //!
@@ -84,8 +84,8 @@ mod config;
 mod coordination;
 mod error;
 mod pool;
+mod read;
 mod schema;
-mod sql;
 mod store;
 mod tag_tail;
 mod writer;

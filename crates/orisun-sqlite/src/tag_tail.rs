@@ -1,7 +1,7 @@
 //! The writer's copy of `tag_log` (the newest rows of the tag index) in memory, so that the
 //! conditions it checks find a tag's newest seqs with a hash lookup instead of scanning the log.
 
-use crate::sql::Scan;
+use crate::read::Scan;
 use orisun_core::{Direction, TagHash};
 use rusqlite::Connection;
 use std::collections::HashMap;

@@ -14,7 +14,7 @@
 //! the file, so what readers see is always a prefix of the log.
 
 use crate::error::{db_error, replicate};
-use crate::sql::{self, Tail};
+use crate::read::{self, Tail};
 use crate::tag_tail::TagTail;
 use chrono::Utc;
 use orisun_core::{AppendCondition, NewEvent, Position, TagHash};
@@ -183,7 +183,7 @@ impl Writer {
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .and_then(|tx| {
-                sql::move_tag_log(&tx)?;
+                read::move_tag_log(&tx)?;
                 tx.commit()
             });
         match moved {
@@ -219,7 +219,7 @@ impl Writer {
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
         // Read, not cached: correctness never depends on this thread being the only writer.
-        let start = sql::head(&tx)?;
+        let start = read::head(&tx)?;
         let micros = Utc::now().timestamp_micros();
         // A group with as many tag rows as the log holds (a large batch) writes them straight
         // into `tags`, sorted, after moving the log there: passing through the log would write
@@ -232,7 +232,7 @@ impl Writer {
             .sum();
         let direct = group_rows >= self.tag_log_limit;
         if direct && self.tail.rows() > 0 {
-            sql::move_tag_log(&tx)?;
+            read::move_tag_log(&tx)?;
         }
         let mut head = start;
         let mut results = Vec::with_capacity(requests.len());
@@ -332,7 +332,7 @@ impl AppendRequest {
         head: Position,
         micros: i64,
     ) -> rusqlite::Result<Result<AppendOutcome, StoreError>> {
-        let stored = sql::stored_positions(conn, self.events.iter().map(|e| e.event_id))?;
+        let stored = read::stored_positions(conn, self.events.iter().map(|e| e.event_id))?;
         match classify_retry(&self.events, &stored) {
             Err(err) => return Ok(Err(err)),
             Ok(Some(position)) => {
@@ -347,9 +347,13 @@ impl AppendRequest {
             if let Err(err) = validate_expected(condition.after, head) {
                 return Ok(Err(err));
             }
-            if let Some(actual) =
-                sql::latest_match_after(conn, tags.tail(), &condition.query, condition.after, head)?
-            {
+            if let Some(actual) = read::latest_match_after(
+                conn,
+                tags.tail(),
+                &condition.query,
+                condition.after,
+                head,
+            )? {
                 return Ok(Err(StoreError::ConditionFailed {
                     expected: condition.after,
                     actual,

@@ -1,5 +1,5 @@
-//! The SQL that reads a boundary's log, shared by the read connections and by the writer, which
-//! checks append conditions inside its own transaction.
+//! The reads of a boundary's log, run on the read connections and by the writer, which checks
+//! append conditions inside its own transaction.
 //!
 //! Criteria never scan the log. A criterion (tags AND-ed) is answered by intersecting the sorted
 //! seq lists of its tag hashes in the `tags` index with a leapfrog join: each step seeks one list
