@@ -86,6 +86,7 @@ mod error;
 mod pool;
 mod read;
 mod schema;
+mod sql;
 mod store;
 mod tag_tail;
 mod writer;

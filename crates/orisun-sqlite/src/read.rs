@@ -12,16 +12,13 @@
 //! `tag_log` is above every seq of `tags`, so a walk reads the table it meets first and the
 //! other only for what it still needs.
 
+use crate::sql;
 use crate::tag_tail::TagTail;
 use chrono::DateTime;
 use orisun_core::{Criterion, Direction, Position, Query, ReadRequest, StoredEvent, TagHash};
 use rusqlite::types::Type;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use uuid::Uuid;
-
-/// The columns [`decode`] reads, in its order.
-const SELECT_EVENT: &str =
-    "SELECT seq, commit_pos, event_id, event_type, data, metadata, date_created FROM events";
 
 /// A walk over seqs in one direction from `start` to `stop`, both inclusive.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,7 +85,7 @@ impl Scan {
 
 /// Returns the position of the last event, `{-1,-1}` for an empty log.
 pub(crate) fn head(conn: &Connection) -> rusqlite::Result<Position> {
-    conn.prepare_cached("SELECT commit_pos, seq FROM events ORDER BY seq DESC LIMIT 1")?
+    conn.prepare_cached(sql::HEAD)?
         .query_row([], position)
         .optional()
         .map(|p| p.unwrap_or(Position::BEFORE_FIRST))
@@ -143,20 +140,9 @@ fn seek_position(
     side: Side,
 ) -> rusqlite::Result<Option<i64>> {
     let (same, other) = match side {
-        Side::AtOrAfter => (
-            "SELECT seq FROM events WHERE commit_pos = ?1 AND seq >= ?2 ORDER BY seq LIMIT 1",
-            "SELECT seq FROM events WHERE commit_pos > ?1 ORDER BY commit_pos, seq LIMIT 1",
-        ),
-        Side::After => (
-            "SELECT seq FROM events WHERE commit_pos = ?1 AND seq > ?2 ORDER BY seq LIMIT 1",
-            "SELECT seq FROM events WHERE commit_pos > ?1 ORDER BY commit_pos, seq LIMIT 1",
-        ),
-        Side::AtOrBefore => (
-            "SELECT seq FROM events WHERE commit_pos = ?1 AND seq <= ?2 \
-             ORDER BY seq DESC LIMIT 1",
-            "SELECT seq FROM events WHERE commit_pos < ?1 \
-             ORDER BY commit_pos DESC, seq DESC LIMIT 1",
-        ),
+        Side::AtOrAfter => (sql::SEEK_AT_OR_AFTER, sql::SEEK_LATER_COMMIT),
+        Side::After => (sql::SEEK_AFTER, sql::SEEK_LATER_COMMIT),
+        Side::AtOrBefore => (sql::SEEK_AT_OR_BEFORE, sql::SEEK_EARLIER_COMMIT),
     };
     let found = conn
         .prepare_cached(same)?
@@ -201,22 +187,10 @@ impl TagTable {
     /// inclusive) in direction `dir`.
     fn range_sql(self, dir: Direction) -> &'static str {
         match (self, dir) {
-            (TagTable::Indexed, Direction::Asc) => {
-                "SELECT seq FROM tags WHERE h = ?1 AND seq >= ?2 AND seq <= ?3 \
-                 ORDER BY seq LIMIT ?4"
-            }
-            (TagTable::Indexed, Direction::Desc) => {
-                "SELECT seq FROM tags WHERE h = ?1 AND seq <= ?2 AND seq >= ?3 \
-                 ORDER BY seq DESC LIMIT ?4"
-            }
-            (TagTable::Log, Direction::Asc) => {
-                "SELECT seq FROM tag_log WHERE seq >= ?2 AND seq <= ?3 AND h = ?1 \
-                 ORDER BY seq LIMIT ?4"
-            }
-            (TagTable::Log, Direction::Desc) => {
-                "SELECT seq FROM tag_log WHERE seq <= ?2 AND seq >= ?3 AND h = ?1 \
-                 ORDER BY seq DESC LIMIT ?4"
-            }
+            (TagTable::Indexed, Direction::Asc) => sql::TAGS_ASC,
+            (TagTable::Indexed, Direction::Desc) => sql::TAGS_DESC,
+            (TagTable::Log, Direction::Asc) => sql::TAG_LOG_ASC,
+            (TagTable::Log, Direction::Desc) => sql::TAG_LOG_DESC,
         }
     }
 }
@@ -235,10 +209,7 @@ pub(crate) enum Tail<'a> {
 /// Moves every row of `tag_log` into `tags`, sorted by tag, so that the rows of one tag share a
 /// leaf of `tags` (far fewer pages written than inserting them group by group).
 pub(crate) fn move_tag_log(conn: &Connection) -> rusqlite::Result<()> {
-    conn.execute_batch(
-        "INSERT INTO tags (h, seq) SELECT h, seq FROM tag_log ORDER BY h, seq; \
-         DELETE FROM tag_log;",
-    )
+    conn.execute_batch(sql::MOVE_TAG_LOG)
 }
 
 /// Returns up to `limit` seqs carrying tag `hash`, walking `scan` from `from` on, in the walk's
@@ -370,13 +341,11 @@ pub(crate) fn read(
     let events = match resolve_from(&tx, request.from, request.direction)? {
         None => Vec::new(),
         Some(scan) if request.query.matches_all() => {
-            let sql = match scan.dir {
-                Direction::Asc => format!("{SELECT_EVENT} WHERE seq >= ?1 ORDER BY seq LIMIT ?2"),
-                Direction::Desc => {
-                    format!("{SELECT_EVENT} WHERE seq <= ?1 ORDER BY seq DESC LIMIT ?2")
-                }
+            let statement = match scan.dir {
+                Direction::Asc => sql::READ_ALL_ASC,
+                Direction::Desc => sql::READ_ALL_DESC,
             };
-            let mut stmt = tx.prepare_cached(&sql)?;
+            let mut stmt = tx.prepare_cached(statement)?;
             let rows = stmt.query_map(params![scan.start, request.limit], decode)?;
             rows.collect::<rusqlite::Result<Vec<_>>>()?
         }
@@ -451,7 +420,7 @@ pub(crate) fn latest_match_after(
     match best {
         None => Ok(None),
         Some(seq) => conn
-            .prepare_cached("SELECT commit_pos, seq FROM events WHERE seq = ?1")?
+            .prepare_cached(sql::POSITION_AT)?
             .query_row([seq], position)
             .map(Some),
     }
@@ -462,18 +431,17 @@ pub(crate) fn stored_positions(
     conn: &Connection,
     ids: impl Iterator<Item = Uuid>,
 ) -> rusqlite::Result<Vec<Option<Position>>> {
-    let mut stmt = conn.prepare_cached("SELECT commit_pos, seq FROM events WHERE event_id = ?1")?;
+    let mut stmt = conn.prepare_cached(sql::POSITION_OF_ID)?;
     ids.map(|id| stmt.query_row([&id.as_bytes()[..]], position).optional())
         .collect()
 }
 
 /// Reads the event at `seq`, which must exist.
 fn event_at(conn: &Connection, seq: i64) -> rusqlite::Result<StoredEvent> {
-    conn.prepare_cached(&format!("{SELECT_EVENT} WHERE seq = ?1"))?
-        .query_row([seq], decode)
+    conn.prepare_cached(sql::EVENT_AT)?.query_row([seq], decode)
 }
 
-/// Decodes a row of [`SELECT_EVENT`].
+/// Decodes a row of [`sql::READ_ALL_ASC`] and the other statements that select whole events.
 fn decode(row: &Row<'_>) -> rusqlite::Result<StoredEvent> {
     let seq: i64 = row.get(0)?;
     let commit: i64 = row.get(1)?;
@@ -506,83 +474,5 @@ mod tests {
         assert!(desc.contains(0) && !desc.contains(4));
         assert_eq!(desc.next(0), None);
         assert_eq!(Scan::asc(i64::MAX).next(i64::MAX), None);
-    }
-}
-
-#[cfg(test)]
-mod plan_tests {
-    use super::TagTable;
-    use crate::schema::migrate;
-    use orisun_core::Direction;
-    use rusqlite::Connection;
-
-    /// Returns SQLite's query plan for `sql`, one detail line per step.
-    fn plan(conn: &Connection, sql: &str) -> String {
-        let mut stmt = conn
-            .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
-            .expect("explain");
-        let params = rusqlite::params_from_iter(std::iter::repeat_n(0i64, stmt.parameter_count()));
-        let rows = stmt
-            .query_map(params, |r| r.get::<_, String>(3))
-            .expect("plan rows");
-        rows.map(|r| r.expect("plan row"))
-            .collect::<Vec<_>>()
-            .join("; ")
-    }
-
-    #[test]
-    fn every_lookup_is_an_index_search() {
-        let mut conn = Connection::open_in_memory().expect("open");
-        migrate(&mut conn, "b").expect("migrate");
-        let cases = [
-            (
-                "SELECT seq FROM events WHERE commit_pos = ?1 AND seq >= ?2 ORDER BY seq LIMIT 1",
-                "SEARCH events USING COVERING INDEX events_by_position (commit_pos=? AND seq>?)",
-            ),
-            (
-                "SELECT seq FROM events WHERE commit_pos = ?1 AND seq <= ?2 \
-                 ORDER BY seq DESC LIMIT 1",
-                "SEARCH events USING COVERING INDEX events_by_position (commit_pos=? AND seq<?)",
-            ),
-            (
-                "SELECT seq FROM events WHERE commit_pos > ?1 ORDER BY commit_pos, seq LIMIT 1",
-                "SEARCH events USING COVERING INDEX events_by_position (commit_pos>?)",
-            ),
-            (
-                "SELECT seq FROM events WHERE commit_pos < ?1 \
-                 ORDER BY commit_pos DESC, seq DESC LIMIT 1",
-                "SEARCH events USING COVERING INDEX events_by_position (commit_pos<?)",
-            ),
-            (
-                TagTable::Indexed.range_sql(Direction::Asc),
-                "SEARCH tags USING PRIMARY KEY (h=? AND seq>? AND seq<?)",
-            ),
-            (
-                TagTable::Indexed.range_sql(Direction::Desc),
-                "SEARCH tags USING PRIMARY KEY (h=? AND seq>? AND seq<?)",
-            ),
-            (
-                TagTable::Log.range_sql(Direction::Asc),
-                "SEARCH tag_log USING PRIMARY KEY (seq>? AND seq<?)",
-            ),
-            (
-                TagTable::Log.range_sql(Direction::Desc),
-                "SEARCH tag_log USING PRIMARY KEY (seq>? AND seq<?)",
-            ),
-            (
-                "SELECT commit_pos, seq FROM events WHERE event_id = ?1",
-                "SEARCH events USING INDEX sqlite_autoindex_events_1 (event_id=?)",
-            ),
-            (
-                "SELECT commit_pos, seq FROM events ORDER BY seq DESC LIMIT 1",
-                "SCAN events",
-            ),
-        ];
-        for (sql, want) in cases {
-            let got = plan(&conn, sql);
-            println!("{sql}\n  -> {got}");
-            assert!(got.starts_with(want), "{sql}: {got}");
-            assert!(!got.contains("TEMP B-TREE"), "{sql} sorts: {got}");
-        }
     }
 }

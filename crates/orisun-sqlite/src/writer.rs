@@ -15,6 +15,7 @@
 
 use crate::error::{db_error, replicate};
 use crate::read::{self, Tail};
+use crate::sql;
 use crate::tag_tail::TagTail;
 use chrono::Utc;
 use orisun_core::{AppendCondition, NewEvent, Position, TagHash};
@@ -360,10 +361,7 @@ impl AppendRequest {
                 }));
             }
         }
-        let mut insert_event = conn.prepare_cached(
-            "INSERT INTO events (seq, commit_pos, event_id, event_type, data, metadata, \
-             date_created) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        )?;
+        let mut insert_event = conn.prepare_cached(sql::INSERT_EVENT)?;
         let mut last = head;
         let mut indexed: Vec<(&TagHash, i64)> = Vec::new();
         let positions = batch_positions(head.prepare + 1, self.events.len());
@@ -379,8 +377,7 @@ impl AppendRequest {
             ])?;
             match tags {
                 Tags::Log(ref mut tail) => {
-                    let mut insert =
-                        conn.prepare_cached("INSERT INTO tag_log (seq, h) VALUES (?1, ?2)")?;
+                    let mut insert = conn.prepare_cached(sql::INSERT_TAG_LOG)?;
                     for tag in &row.tags {
                         insert.execute(params![position.prepare, &tag[..]])?;
                         tail.push(*tag, position.prepare);
@@ -393,7 +390,7 @@ impl AppendRequest {
         if !indexed.is_empty() {
             // In key order, so that the rows of one tag land on its leaf together.
             indexed.sort_unstable();
-            let mut insert = conn.prepare_cached("INSERT INTO tags (h, seq) VALUES (?1, ?2)")?;
+            let mut insert = conn.prepare_cached(sql::INSERT_TAG)?;
             for (tag, seq) in indexed {
                 insert.execute(params![&tag[..], seq])?;
             }
