@@ -50,7 +50,7 @@
 //! transaction, each in a savepoint so that a rejected request fails alone, commits once (one
 //! fsync for the group), publishes the new head on the boundary's watch, and only then answers
 //! the callers. A request's condition sees the accepted requests before it in the same group,
-//! because they are already inserted in the open transaction. See the `writer` module.
+//! because they are already inserted in the open transaction. See the `writer` and `append` modules.
 //!
 //! # Reads
 //!
@@ -80,6 +80,7 @@
 //! - Conjunctions of tags are intersected with a leapfrog join written here rather than left to
 //!   SQLite's planner, which cannot know which tag is selective and would walk the longer list.
 
+mod append;
 mod config;
 mod coordination;
 mod error;

@@ -206,12 +206,6 @@ pub(crate) enum Tail<'a> {
     Empty,
 }
 
-/// Moves every row of `tag_log` into `tags`, sorted by tag, so that the rows of one tag share a
-/// leaf of `tags` (far fewer pages written than inserting them group by group).
-pub(crate) fn move_tag_log(conn: &Connection) -> rusqlite::Result<()> {
-    conn.execute_batch(sql::MOVE_TAG_LOG)
-}
-
 /// Returns up to `limit` seqs carrying tag `hash`, walking `scan` from `from` on, in the walk's
 /// order: the first table the walk meets, then the other for what is still missing.
 fn tag_seqs(

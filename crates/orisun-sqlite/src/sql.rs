@@ -1,4 +1,4 @@
-//! The SQL text of a boundary's statements (run by `read`, `writer` and `tag_tail`); nothing
+//! The SQL text of a boundary's statements (run by `read`, `append`, `writer` and `tag_tail`); nothing
 //! here runs a statement. Every value is a bind parameter.
 //!
 //! The tests check SQLite's plan of each lookup: every one is an index search, none sorts.

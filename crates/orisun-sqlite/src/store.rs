@@ -1,11 +1,12 @@
 //! [`SqliteStore`]: the registry of boundaries and the [`EventStore`] implementation.
 
+use crate::append::{AppendRequest, EventRow};
 use crate::coordination::SqliteCoordination;
 use crate::error::db_error;
 use crate::pool::ReadPool;
 use crate::schema::{self, SchemaError};
 use crate::tag_tail::TagTail;
-use crate::writer::{AppendJob, AppendRequest, EventRow, Writer, QUEUE_CAPACITY};
+use crate::writer::{AppendJob, Writer, QUEUE_CAPACITY};
 use crate::{read, SqliteConfig, Synchronous};
 use async_trait::async_trait;
 use orisun_core::{AppendCondition, BoundaryName, Criterion, NewEvent, Position, ReadRequest};
