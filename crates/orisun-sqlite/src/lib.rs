@@ -50,7 +50,8 @@
 //! transaction, each in a savepoint so that a rejected request fails alone, commits once (one
 //! fsync for the group), publishes the new head on the boundary's watch, and only then answers
 //! the callers. A request's condition sees the accepted requests before it in the same group,
-//! because they are already inserted in the open transaction. See the `writer` and `append` modules.
+//! because they are already inserted in the open transaction. See the `writer` and `append`
+//! modules.
 //!
 //! # Reads
 //!
