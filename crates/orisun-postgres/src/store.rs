@@ -5,10 +5,10 @@ use crate::append::{append_group, check_storable, event_size, AppendRequest, Tra
 use crate::config::PostgresConfig;
 use crate::db::Exec;
 use crate::error;
-use crate::migrate::{self, Placement};
 use crate::names::{channel_for, validate_schema, ObjectNames};
 use crate::notify;
 use crate::read;
+use crate::schema::{self, Placement};
 use crate::sql::BoundarySql;
 use crate::writer::{self, Job, Shared};
 use async_trait::async_trait;
@@ -87,7 +87,7 @@ impl PostgresStore {
                 .transaction()
                 .await
                 .map_err(|e| error::db("migrate: begin", e))?;
-            migrate::migrate(&tx).await?;
+            schema::migrate(&tx).await?;
             tx.commit()
                 .await
                 .map_err(|e| error::db("migrate: commit", e))?;
@@ -155,7 +155,7 @@ impl PostgresStore {
             .transaction()
             .await
             .map_err(|e| error::db("create boundary: begin", e))?;
-        let placement = migrate::create_boundary(&tx, boundary, schema, strict).await?;
+        let placement = schema::create_boundary(&tx, boundary, schema, strict).await?;
         tx.commit()
             .await
             .map_err(|e| error::db("create boundary: commit", e))?;
@@ -225,7 +225,7 @@ impl PostgresStore {
         }
         let placement = {
             let client = self.client("boundary lookup").await?;
-            migrate::placement(&client, boundary).await?
+            schema::placement(&client, boundary).await?
         };
         match placement {
             Some(placement) => self.open(boundary, placement).await,

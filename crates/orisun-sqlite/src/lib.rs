@@ -50,7 +50,8 @@
 //! transaction, each in a savepoint so that a rejected request fails alone, commits once (one
 //! fsync for the group), publishes the new head on the boundary's watch, and only then answers
 //! the callers. A request's condition sees the accepted requests before it in the same group,
-//! because they are already inserted in the open transaction. See the `writer` module.
+//! because they are already inserted in the open transaction. See the `writer` and `append`
+//! modules.
 //!
 //! # Reads
 //!
@@ -59,7 +60,7 @@
 //! on a snapshot and never waits for the writer. Every read that issues several statements
 //! (a page of a criteria read, `latest_by_criteria`) runs them in one read transaction, hence on
 //! one snapshot, which keeps the visible log a prefix. Criteria use the tag index (a leapfrog
-//! intersection per criterion, merged across criteria; see the `sql` module), never a scan.
+//! intersection per criterion, merged across criteria; see the `read` module), never a scan.
 //!
 //! # Durability
 //!
@@ -80,10 +81,12 @@
 //! - Conjunctions of tags are intersected with a leapfrog join written here rather than left to
 //!   SQLite's planner, which cannot know which tag is selective and would walk the longer list.
 
+mod append;
 mod config;
 mod coordination;
 mod error;
 mod pool;
+mod read;
 mod schema;
 mod sql;
 mod store;

@@ -1,12 +1,13 @@
 //! [`SqliteStore`]: the registry of boundaries and the [`EventStore`] implementation.
 
+use crate::append::{AppendRequest, EventRow};
 use crate::coordination::SqliteCoordination;
 use crate::error::db_error;
 use crate::pool::ReadPool;
 use crate::schema::{self, SchemaError};
 use crate::tag_tail::TagTail;
-use crate::writer::{AppendJob, AppendRequest, EventRow, Writer, QUEUE_CAPACITY};
-use crate::{sql, SqliteConfig, Synchronous};
+use crate::writer::{AppendJob, Writer, QUEUE_CAPACITY};
+use crate::{read, SqliteConfig, Synchronous};
 use async_trait::async_trait;
 use orisun_core::{
     AppendCondition, BoundaryName, Criterion, NewEvent, Position, Query, ReadRequest,
@@ -211,7 +212,7 @@ fn open_boundary(
             .and_then(|d| d.sync_all())
             .map_err(|e| io_error(&config.dir, e))?;
     }
-    let head = sql::head(&conn).map_err(|e| db_error(boundary, "read head", e))?;
+    let head = read::head(&conn).map_err(|e| db_error(boundary, "read head", e))?;
     let tail = TagTail::load(&conn).map_err(|e| db_error(boundary, "read the tag log", e))?;
     let (head_tx, _) = watch::channel(head);
     let head_tx = Arc::new(head_tx);
@@ -304,7 +305,7 @@ impl EventStore for SqliteStore {
         let request = request.clone();
         boundary
             .reads
-            .run("read", move |conn| sql::read(conn, &request))
+            .run("read", move |conn| read::read(conn, &request))
             .await
     }
 
@@ -319,7 +320,7 @@ impl EventStore for SqliteStore {
         let events = boundary
             .reads
             .run("latest by criteria", move |conn| {
-                sql::latest_by_criteria(conn, &criteria)
+                read::latest_by_criteria(conn, &criteria)
             })
             .await?;
         Ok(LatestByCriteria::new(events))
@@ -327,7 +328,7 @@ impl EventStore for SqliteStore {
 
     async fn head(&self, name: &BoundaryName) -> Result<Position, StoreError> {
         let boundary = self.boundary(name)?;
-        boundary.reads.run("head", |conn| sql::head(conn)).await
+        boundary.reads.run("head", |conn| read::head(conn)).await
     }
 
     async fn count(&self, name: &BoundaryName) -> Result<u64, StoreError> {

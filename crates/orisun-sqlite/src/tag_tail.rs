@@ -1,7 +1,8 @@
 //! The writer's copy of `tag_log` (the newest rows of the tag index) in memory, so that the
 //! conditions it checks find a tag's newest seqs with a hash lookup instead of scanning the log.
 
-use crate::sql::Scan;
+use crate::read::Scan;
+use crate::sql;
 use orisun_core::{Direction, TagHash};
 use rusqlite::Connection;
 use std::collections::HashMap;
@@ -17,7 +18,7 @@ impl TagTail {
     /// Reads the rows `tag_log` holds (when the writer starts).
     pub(crate) fn load(conn: &Connection) -> rusqlite::Result<Self> {
         let mut tail = Self::default();
-        let mut stmt = conn.prepare("SELECT seq, h FROM tag_log ORDER BY seq")?;
+        let mut stmt = conn.prepare(sql::READ_TAG_LOG)?;
         let mut rows = stmt.query([])?;
         while let Some(row) = rows.next()? {
             let seq: i64 = row.get(0)?;

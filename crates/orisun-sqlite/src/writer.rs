@@ -1,26 +1,19 @@
 //! The writer of one boundary: a thread that owns the write connection and group-commits the
 //! queued appends.
 //!
-//! The thread takes every append waiting in its queue (up to `max_batch_events` events), opens
-//! one `IMMEDIATE` transaction, and handles the requests in queue order: idempotency, the
-//! expected position, the condition, then the inserts. A request that is rejected has written
-//! nothing and fails alone; a request whose writes fail rolls the transaction back and the group
-//! runs again without it. Because the accepted requests are already inserted into the open
-//! transaction, the condition of a later request sees them exactly as if they had committed
-//! before it. One `COMMIT` (one fsync) then makes the whole group durable, and only then are the
-//! head watch and the callers told.
-//!
-//! Positions are assigned inside the transaction that makes them visible, by the only writer of
-//! the file, so what readers see is always a prefix of the log.
+//! The thread takes every append waiting in its queue (up to `max_batch_events` events) and
+//! hands the group to `append::append_group`, which decides and inserts it in one transaction.
+//! If one request's writes fail, the transaction is rolled back and the group runs again without
+//! it. One `COMMIT` (one fsync) makes the whole group durable, and only then are the head watch
+//! and the callers told. Once `tag_log` is full, it is moved into `tags` in a transaction of its
+//! own, after the callers were answered.
 
+use crate::append::{self, AppendRequest};
 use crate::error::{db_error, replicate};
-use crate::sql::{self, Tail};
 use crate::tag_tail::TagTail;
-use chrono::Utc;
-use orisun_core::{AppendCondition, NewEvent, Position, TagHash};
-use orisun_store::rules::{batch_positions, classify_retry, validate_expected};
+use orisun_core::Position;
 use orisun_store::{AppendOutcome, StoreError};
-use rusqlite::{params, Connection, TransactionBehavior};
+use rusqlite::{Connection, TransactionBehavior};
 use std::sync::Arc;
 use std::time::Instant;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -28,44 +21,12 @@ use tokio::sync::{mpsc, oneshot, watch};
 /// How many append requests may wait for the writer before callers wait to enqueue.
 pub(crate) const QUEUE_CAPACITY: usize = 1024;
 
-/// What the writer stores for one event, prepared by the caller so that JSON encoding and tag
-/// hashing run on the callers' threads, in parallel, not on the single writer thread.
-pub(crate) struct EventRow {
-    /// The data as JSON text.
-    data: String,
-    /// The metadata as JSON text.
-    metadata: String,
-    /// The distinct tag hashes of the data.
-    tags: Vec<TagHash>,
-}
-
-impl EventRow {
-    /// Prepares the row of `event`.
-    pub(crate) fn new(event: &NewEvent) -> Self {
-        Self {
-            data: event.data_json(),
-            metadata: event.metadata_json(),
-            tags: event.tag_hashes(),
-        }
-    }
-}
-
 /// One append request waiting for the writer.
 pub(crate) struct AppendJob {
     /// What to append.
     pub request: AppendRequest,
     /// Where the outcome goes, once the group is committed.
     pub reply: oneshot::Sender<Result<AppendOutcome, StoreError>>,
-}
-
-/// What one append asks for.
-pub(crate) struct AppendRequest {
-    /// The batch, already checked by `rules::validate_batch`.
-    pub events: Vec<NewEvent>,
-    /// One prepared row per event.
-    pub rows: Vec<EventRow>,
-    /// The consistency check, if any.
-    pub condition: Option<AppendCondition>,
 }
 
 /// The writer thread's state.
@@ -126,15 +87,21 @@ impl Writer {
         let mut excluded: Vec<Option<StoreError>> = (0..size).map(|_| None).collect();
         let mut retried = false;
         let committed = loop {
-            match self.try_commit(&requests, &excluded) {
+            match append::append_group(
+                &mut self.conn,
+                &mut self.tail,
+                self.tag_log_limit,
+                &requests,
+                &excluded,
+            ) {
                 Ok(committed) => break Ok(committed),
                 // One request's writes failed (too big, disk full...): the transaction is rolled
                 // back; run the group again without it, once.
-                Err(GroupError::Request { index, err }) if !retried => {
+                Err(append::GroupError::Request { index, err }) if !retried => {
                     excluded[index] = Some(db_error(&self.boundary, "append", err));
                     retried = true;
                 }
-                Err(GroupError::Request { err, .. } | GroupError::Group(err)) => {
+                Err(append::GroupError::Request { err, .. } | append::GroupError::Group(err)) => {
                     break Err(db_error(&self.boundary, "group commit", err))
                 }
             }
@@ -183,7 +150,7 @@ impl Writer {
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .and_then(|tx| {
-                sql::move_tag_log(&tx)?;
+                append::move_tag_log(&tx)?;
                 tx.commit()
             });
         match moved {
@@ -201,211 +168,14 @@ impl Writer {
             }
         }
     }
-
-    /// Runs one group in one transaction, skipping the `excluded` requests. Returns each other
-    /// request's outcome and the new head. On error the transaction is rolled back: nothing of
-    /// the group is stored, and the tag rows it added are taken out of the writer's copy.
-    ///
-    /// No savepoints are needed for a request that is rejected: every check runs before the
-    /// request writes anything. Savepoints would make SQLite copy every page the group touches
-    /// into a statement journal, which costs a third of the write throughput.
-    #[allow(clippy::type_complexity)]
-    fn try_commit(
-        &mut self,
-        requests: &[AppendRequest],
-        excluded: &[Option<StoreError>],
-    ) -> Result<(Vec<Option<Result<AppendOutcome, StoreError>>>, Position), GroupError> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        // Read, not cached: correctness never depends on this thread being the only writer.
-        let start = sql::head(&tx)?;
-        let micros = Utc::now().timestamp_micros();
-        // A group with as many tag rows as the log holds (a large batch) writes them straight
-        // into `tags`, sorted, after moving the log there: passing through the log would write
-        // them twice.
-        let group_rows: usize = requests
-            .iter()
-            .zip(excluded)
-            .filter(|(_, excluded)| excluded.is_none())
-            .map(|(request, _)| request.tag_rows())
-            .sum();
-        let direct = group_rows >= self.tag_log_limit;
-        if direct && self.tail.rows() > 0 {
-            sql::move_tag_log(&tx)?;
-        }
-        let mut head = start;
-        let mut results = Vec::with_capacity(requests.len());
-        let ran = requests
-            .iter()
-            .zip(excluded)
-            .enumerate()
-            .try_for_each(|(index, (request, excluded))| {
-                if excluded.is_some() {
-                    results.push(None);
-                    return Ok(());
-                }
-                let tags = if direct {
-                    Tags::Direct
-                } else {
-                    Tags::Log(&mut self.tail)
-                };
-                match request.apply(&tx, tags, head, micros) {
-                    Ok(Ok(outcome)) => {
-                        if !outcome.already_stored {
-                            head = outcome.position;
-                        }
-                        results.push(Some(Ok(outcome)));
-                    }
-                    Ok(Err(rejected)) => results.push(Some(Err(rejected))),
-                    Err(err) => return Err(GroupError::Request { index, err }),
-                }
-                Ok(())
-            })
-            .and_then(|()| tx.commit().map_err(GroupError::Group));
-        match ran {
-            // The log was moved into `tags` with the group.
-            Ok(()) if direct => self.tail.clear(),
-            Ok(()) => {}
-            // Rolled back: a direct group left the log and the writer's copy as they were.
-            Err(e) if direct => return Err(e),
-            Err(e) => {
-                self.tail.truncate_after(start.prepare);
-                return Err(e);
-            }
-        }
-        Ok((results, head))
-    }
-}
-
-/// Where the tag rows of a group's requests go.
-enum Tags<'a> {
-    /// Appended to `tag_log`, and to the writer's copy of it.
-    Log(&'a mut TagTail),
-    /// Straight into `tags`, sorted by key: the group is as large as the log, which was moved
-    /// into `tags` at the start of the transaction, so conditions read no log.
-    Direct,
-}
-
-impl Tags<'_> {
-    /// Where conditions find the rows of `tag_log`.
-    fn tail(&self) -> Tail<'_> {
-        match self {
-            Tags::Log(tail) => Tail::Memory(tail),
-            Tags::Direct => Tail::Empty,
-        }
-    }
-}
-
-/// Why a group transaction was rolled back.
-enum GroupError {
-    /// A request failed while it was checked or written.
-    Request {
-        /// Its place in the group.
-        index: usize,
-        /// What SQLite reported.
-        err: rusqlite::Error,
-    },
-    /// The transaction itself failed (begin, head, commit).
-    Group(rusqlite::Error),
-}
-
-impl From<rusqlite::Error> for GroupError {
-    fn from(err: rusqlite::Error) -> Self {
-        Self::Group(err)
-    }
-}
-
-impl AppendRequest {
-    /// How many tag rows the request writes if it is stored.
-    fn tag_rows(&self) -> usize {
-        self.rows.iter().map(|row| row.tags.len()).sum()
-    }
-
-    /// Checks and inserts one request in the open transaction. The outer error is a database
-    /// failure; the inner one is a rejection of this request (idempotency or condition), which
-    /// is always decided before the request writes anything.
-    fn apply(
-        &self,
-        conn: &Connection,
-        mut tags: Tags<'_>,
-        head: Position,
-        micros: i64,
-    ) -> rusqlite::Result<Result<AppendOutcome, StoreError>> {
-        let stored = sql::stored_positions(conn, self.events.iter().map(|e| e.event_id))?;
-        match classify_retry(&self.events, &stored) {
-            Err(err) => return Ok(Err(err)),
-            Ok(Some(position)) => {
-                return Ok(Ok(AppendOutcome {
-                    position,
-                    already_stored: true,
-                }))
-            }
-            Ok(None) => {}
-        }
-        if let Some(condition) = &self.condition {
-            if let Err(err) = validate_expected(condition.after, head) {
-                return Ok(Err(err));
-            }
-            if let Some(actual) =
-                sql::latest_match_after(conn, tags.tail(), &condition.query, condition.after, head)?
-            {
-                return Ok(Err(StoreError::ConditionFailed {
-                    expected: condition.after,
-                    actual,
-                }));
-            }
-        }
-        let mut insert_event = conn.prepare_cached(
-            "INSERT INTO events (seq, commit_pos, event_id, event_type, data, metadata, \
-             date_created) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        )?;
-        let mut last = head;
-        let mut indexed: Vec<(&TagHash, i64)> = Vec::new();
-        let positions = batch_positions(head.prepare + 1, self.events.len());
-        for ((event, row), position) in self.events.iter().zip(&self.rows).zip(positions) {
-            insert_event.execute(params![
-                position.prepare,
-                position.commit,
-                &event.event_id.as_bytes()[..],
-                event.event_type,
-                row.data,
-                row.metadata,
-                micros,
-            ])?;
-            match tags {
-                Tags::Log(ref mut tail) => {
-                    let mut insert =
-                        conn.prepare_cached("INSERT INTO tag_log (seq, h) VALUES (?1, ?2)")?;
-                    for tag in &row.tags {
-                        insert.execute(params![position.prepare, &tag[..]])?;
-                        tail.push(*tag, position.prepare);
-                    }
-                }
-                Tags::Direct => indexed.extend(row.tags.iter().map(|t| (t, position.prepare))),
-            }
-            last = position;
-        }
-        if !indexed.is_empty() {
-            // In key order, so that the rows of one tag land on its leaf together.
-            indexed.sort_unstable();
-            let mut insert = conn.prepare_cached("INSERT INTO tags (h, seq) VALUES (?1, ?2)")?;
-            for (tag, seq) in indexed {
-                insert.execute(params![&tag[..], seq])?;
-            }
-        }
-        Ok(Ok(AppendOutcome {
-            position: last,
-            already_stored: false,
-        }))
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::append::EventRow;
     use crate::schema;
-    use orisun_core::{Criterion, JsonObject, Query, Tag};
+    use orisun_core::{AppendCondition, Criterion, JsonObject, NewEvent, Query, Tag};
     use uuid::Uuid;
 
     fn event(event_type: &str, account: &str) -> NewEvent {

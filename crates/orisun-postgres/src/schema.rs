@@ -1,5 +1,6 @@
-//! Versioned schema changes: the catalog (`migrations/NNNN_*.sql`) and each boundary's tables
-//! (`migrations/boundary/NNNN_*.sql`, templates over quoted identifiers).
+//! The schema: versioned changes of the catalog (`migrations/NNNN_*.sql`) and of each
+//! boundary's tables (`migrations/boundary/NNNN_*.sql`, templates over quoted identifiers), the
+//! creation of a boundary and the lookup of where one lives (its placement).
 //!
 //! Every change runs in a transaction that first takes one fixed transaction-level advisory
 //! lock, so several nodes starting at once apply each change exactly once and never see a
