@@ -47,9 +47,9 @@
 //! validated by the caller (`rules::validate_batch`), encoded (JSON text, tag hashes) on the
 //! caller's thread, and queued. The writer drains the queue (up to
 //! [`SqliteConfig::max_batch_events`] events), runs every request of the group in one
-//! transaction, each in a savepoint so that a rejected request fails alone, commits once (one
-//! fsync for the group), publishes the new head on the boundary's watch, and only then answers
-//! the callers. A request's condition sees the accepted requests before it in the same group,
+//! transaction (a request is decided by checks that run before it writes anything, so a rejected
+//! request fails alone without a savepoint), commits once (one fsync for the group), publishes
+//! the new head on the boundary's watch, and only then answers the callers. A request's condition sees the accepted requests before it in the same group,
 //! because they are already inserted in the open transaction. See the `writer` and `append`
 //! modules.
 //!
