@@ -49,9 +49,9 @@
 //! [`SqliteConfig::max_batch_events`] events), runs every request of the group in one
 //! transaction (a request is decided by checks that run before it writes anything, so a rejected
 //! request fails alone without a savepoint), commits once (one fsync for the group), publishes
-//! the new head on the boundary's watch, and only then answers the callers. A request's condition sees the accepted requests before it in the same group,
-//! because they are already inserted in the open transaction. See the `writer` and `append`
-//! modules.
+//! the new head on the boundary's watch, and only then answers the callers. A request's
+//! condition sees the accepted requests before it in the same group, because they are already
+//! inserted in the open transaction. See the `writer` and `append` modules.
 //!
 //! # Reads
 //!
