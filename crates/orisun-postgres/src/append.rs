@@ -1,6 +1,10 @@
 //! The append algorithm, shared by the group-commit writer and library mode: inside an open
 //! transaction, lock the head, check each request in order, insert the accepted ones and move
 //! the head. A small group takes the one-statement fast path first (`append/one_statement.rs`).
+//!
+//! Why this file is about 550 lines without its tests: it is one algorithm (decide, then insert
+//! events and tag runs, pipelined on one connection), and its steps share the request and
+//! outcome types; splitting it further would scatter one transaction's logic over files.
 
 mod one_statement;
 
