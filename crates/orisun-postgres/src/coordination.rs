@@ -25,6 +25,7 @@ use orisun_store::{Coordination, Lease, StoreError};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_postgres::types::Type;
+use tokio_postgres::GenericClient;
 
 const ACQUIRE: &str = "\
 INSERT INTO orisun.leases AS l (name, holder, epoch, expires_at)
@@ -168,42 +169,67 @@ impl Coordination for PostgresCoordination {
         fence: Option<&Lease>,
     ) -> Result<(), StoreError> {
         let client = self.client("checkpoint save").await?;
-        let (commit, prepare) = (position.commit, position.prepare);
-        let Some(lease) = fence else {
-            client
-                .query_typed(
-                    SAVE,
-                    &[
-                        (&name, Type::TEXT),
-                        (&commit, Type::INT8),
-                        (&prepare, Type::INT8),
-                    ],
-                )
-                .await
-                .map_err(|e| error::db("checkpoint save", e))?;
-            return Ok(());
-        };
-        let epoch = epoch_param(lease)?;
-        let saved = client
+        save_checkpoint_on(&**client, name, position, fence).await
+    }
+}
+
+impl PostgresCoordination {
+    /// Saves checkpoint `name` inside the caller's transaction `tx`, fenced like
+    /// [`Coordination::save_checkpoint`]: it commits or rolls back with `tx`, so a projection's
+    /// read-model writes and its checkpoint move together. Takes a share lock on the fencing
+    /// lease's row until `tx` ends, so the lease cannot change hands before the commit.
+    pub async fn save_checkpoint_in(
+        tx: &tokio_postgres::Transaction<'_>,
+        name: &str,
+        position: Position,
+        fence: Option<&Lease>,
+    ) -> Result<(), StoreError> {
+        save_checkpoint_on(tx, name, position, fence).await
+    }
+}
+
+/// Saves a checkpoint on a pooled connection or in a caller's transaction.
+async fn save_checkpoint_on<C: GenericClient + Sync>(
+    client: &C,
+    name: &str,
+    position: Position,
+    fence: Option<&Lease>,
+) -> Result<(), StoreError> {
+    let (commit, prepare) = (position.commit, position.prepare);
+    let Some(lease) = fence else {
+        client
             .query_typed(
-                SAVE_FENCED,
+                SAVE,
                 &[
                     (&name, Type::TEXT),
                     (&commit, Type::INT8),
                     (&prepare, Type::INT8),
-                    (&lease.name, Type::TEXT),
-                    (&lease.holder, Type::TEXT),
-                    (&epoch, Type::INT8),
                 ],
             )
             .await
             .map_err(|e| error::db("checkpoint save", e))?;
-        if saved.is_empty() {
-            tracing::debug!(lease = %lease.name, holder = %lease.holder, epoch = lease.epoch, checkpoint = name, "fenced checkpoint refused: lease lost");
-            return Err(StoreError::LeaseLost {
-                name: lease.name.clone(),
-            });
-        }
-        Ok(())
+        return Ok(());
+    };
+    let epoch = epoch_param(lease)?;
+    let saved = client
+        .query_typed(
+            SAVE_FENCED,
+            &[
+                (&name, Type::TEXT),
+                (&commit, Type::INT8),
+                (&prepare, Type::INT8),
+                (&lease.name, Type::TEXT),
+                (&lease.holder, Type::TEXT),
+                (&epoch, Type::INT8),
+            ],
+        )
+        .await
+        .map_err(|e| error::db("checkpoint save", e))?;
+    if saved.is_empty() {
+        tracing::debug!(lease = %lease.name, holder = %lease.holder, epoch = lease.epoch, checkpoint = name, "fenced checkpoint refused: lease lost");
+        return Err(StoreError::LeaseLost {
+            name: lease.name.clone(),
+        });
     }
+    Ok(())
 }

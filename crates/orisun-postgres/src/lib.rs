@@ -120,6 +120,7 @@
 //! [`orisun_store::StoreError::Internal`]. Each is logged once with its SQLSTATE.
 
 mod append;
+mod caller_tx;
 mod config;
 mod coordination;
 mod db;
@@ -130,6 +131,8 @@ mod read;
 mod schema;
 mod sql;
 mod store;
+#[cfg(feature = "testsuite")]
+pub mod testsuite;
 mod writer;
 
 pub use config::PostgresConfig;

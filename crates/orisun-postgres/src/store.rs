@@ -1,7 +1,7 @@
 //! [`PostgresStore`]: the pool, the catalog of boundaries, one group-commit writer per boundary,
 //! and the wake-up tasks.
 
-use crate::append::{append_group, check_storable, event_size, AppendRequest, Transaction};
+use crate::append::{check_storable, event_size, AppendRequest};
 use crate::config::PostgresConfig;
 use crate::db::Exec;
 use crate::error;
@@ -55,8 +55,8 @@ impl Drop for Inner {
 }
 
 /// A boundary this node has opened.
-struct Boundary {
-    shared: Arc<Shared>,
+pub(crate) struct Boundary {
+    pub(crate) shared: Arc<Shared>,
     writer: mpsc::Sender<Job>,
     /// Whether the LISTEN task was told about it.
     listening: AtomicBool,
@@ -163,43 +163,6 @@ impl PostgresStore {
         Ok(())
     }
 
-    /// Appends events inside the caller's transaction (library mode), so that the caller's own
-    /// writes and the events commit or roll back together.
-    ///
-    /// It takes the boundary's lock (held until the caller's transaction ends: keep the
-    /// transaction short, every other writer of the boundary waits for it), checks the condition
-    /// and inserts, exactly as [`EventStore::append`] does. The returned position is final once
-    /// the caller commits. Watchers on every node are woken by the NOTIFY sent at commit (or by
-    /// the fallback poll); [`PostgresStore::refresh_head`] wakes this node's at once.
-    ///
-    /// The transaction should be READ COMMITTED. Under REPEATABLE READ or SERIALIZABLE an append
-    /// that raced another fails with [`StoreError::Unavailable`] (a serialization failure): retry
-    /// the transaction.
-    pub async fn append_in_transaction(
-        &self,
-        tx: &tokio_postgres::Transaction<'_>,
-        boundary: &BoundaryName,
-        events: Vec<NewEvent>,
-        condition: Option<AppendCondition>,
-    ) -> Result<AppendOutcome, StoreError> {
-        validate_batch(&events, condition.as_ref())?;
-        check_storable(&events)?;
-        let open = self.resolve(boundary).await?;
-        let request = AppendRequest { events, condition };
-        let mut group = append_group(
-            Exec::unnamed(tx.client()),
-            &open.shared.sql,
-            &open.shared.channel,
-            &[&request],
-            Transaction::Caller,
-        )
-        .await?;
-        group
-            .outcomes
-            .pop()
-            .unwrap_or_else(|| Err(StoreError::internal("no outcome for the request")))
-    }
-
     /// Re-reads a boundary's head and wakes this node's watchers if it moved (for instance
     /// right after committing a transaction that used
     /// [`PostgresStore::append_in_transaction`]).
@@ -219,7 +182,10 @@ impl PostgresStore {
     }
 
     /// Returns the open boundary, opening it from the catalog if another node created it.
-    async fn resolve(&self, boundary: &BoundaryName) -> Result<Arc<Boundary>, StoreError> {
+    pub(crate) async fn resolve(
+        &self,
+        boundary: &BoundaryName,
+    ) -> Result<Arc<Boundary>, StoreError> {
         if let Some(open) = self.inner.boundaries.lock().get(boundary) {
             return Ok(open.clone());
         }
