@@ -1,0 +1,255 @@
+//! Renders a report: the fixed-width text table printed at the end of a run, and the pretty
+//! JSON written on request.
+
+use super::{fmt_duration, mib, short, thousands, Report};
+use std::fmt::Write as _;
+
+fn opt(value: Option<f64>, f: fn(f64) -> String) -> String {
+    value.map_or_else(|| "-".to_owned(), f)
+}
+
+/// A fixed-width text table: the first column left-aligned, the others right-aligned.
+fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (i, cell) in row.iter().enumerate() {
+            if let Some(w) = widths.get_mut(i) {
+                *w = (*w).max(cell.chars().count());
+            }
+        }
+    }
+    let mut out = String::new();
+    let mut line = |cells: Vec<&str>| {
+        let mut text = String::new();
+        for (i, cell) in cells.iter().enumerate() {
+            let w = widths.get(i).copied().unwrap_or(0);
+            if i == 0 {
+                let _ = write!(text, "{cell:<w$}");
+            } else {
+                let _ = write!(text, "  {cell:>w$}");
+            }
+        }
+        out.push_str(text.trim_end());
+        out.push('\n');
+    };
+    line(header.to_vec());
+    let rule: Vec<String> = widths.iter().map(|w| "-".repeat(*w)).collect();
+    line(rule.iter().map(String::as_str).collect());
+    for row in rows {
+        line(row.iter().map(String::as_str).collect());
+    }
+    out
+}
+
+impl Report {
+    /// Renders the final text table: per backend, the scenarios with their baselines and
+    /// ratios, the raw baseline figures, and the targets.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "orisun bench — scale {}, {} per scenario, {} cores, started {}",
+            self.plan.scale.name(),
+            fmt_duration(self.plan.duration),
+            self.cores,
+            self.started_at
+        );
+        for b in &self.backends {
+            out.push('\n');
+            let _ = writeln!(
+                out,
+                "== {} ({}{}) idle RSS {}, peak RSS {}{}",
+                b.backend.name(),
+                b.addr,
+                b.server_pid
+                    .map_or_else(String::new, |p| format!(", pid {p}")),
+                mib(b.idle_rss_bytes),
+                mib(b.peak_rss_bytes),
+                b.pg_settings
+                    .as_ref()
+                    .map_or_else(String::new, |s| format!(", {s}")),
+            );
+            let with_baseline = !b.baselines.is_empty();
+            let mut header = vec![
+                "scenario", "events/s", "p50 ms", "p99 ms", "max ms", "peak RSS", "errors",
+            ];
+            if with_baseline {
+                header.extend(["raw PG/s", "ratio"]);
+            }
+            let rows: Vec<Vec<String>> = b
+                .scenarios
+                .iter()
+                .map(|s| {
+                    let mut row = vec![
+                        s.id.clone(),
+                        thousands(s.events_per_s),
+                        opt(s.latency.map(|l| l.p50_ms), short),
+                        opt(s.latency.map(|l| l.p99_ms), short),
+                        opt(s.latency.map(|l| l.max_ms), short),
+                        mib(s.peak_rss_bytes),
+                        thousands(s.errors as f64),
+                    ];
+                    if with_baseline {
+                        row.push(opt(s.baseline.as_ref().map(|r| r.events_per_s), thousands));
+                        row.push(opt(s.baseline.as_ref().and_then(|r| r.ratio), short));
+                    }
+                    row
+                })
+                .collect();
+            out.push_str(&table(&header, &rows));
+            let rounds: Vec<Vec<String>> = b
+                .scenarios
+                .iter()
+                .filter(|s| s.round_ratios.len() > 1)
+                .map(|s| {
+                    let mut row = vec![s.id.clone()];
+                    row.extend(s.round_ratios.iter().map(|&r| format!("{r:.3}")));
+                    row
+                })
+                .collect();
+            if let Some(width) = rounds.iter().map(Vec::len).max() {
+                out.push('\n');
+                let _ = writeln!(
+                    out,
+                    "ratio in each round (ours, then raw, alternating; the rows above are the \
+                     median round's):"
+                );
+                let mut header: Vec<String> = vec!["scenario".to_owned()];
+                header.extend((1..width).map(|i| format!("round {i}")));
+                let header: Vec<&str> = header.iter().map(String::as_str).collect();
+                out.push_str(&table(&header, &rounds));
+            }
+            if with_baseline {
+                out.push('\n');
+                let rows: Vec<Vec<String>> = b
+                    .baselines
+                    .iter()
+                    .map(|r| {
+                        vec![
+                            r.id.clone(),
+                            thousands(r.events_per_s),
+                            opt(r.latency.map(|l| l.p50_ms), short),
+                            opt(r.latency.map(|l| l.p99_ms), short),
+                            opt(r.latency.map(|l| l.max_ms), short),
+                            r.connections.to_string(),
+                            r.description.clone(),
+                        ]
+                    })
+                    .collect();
+                out.push_str(&table(
+                    &[
+                        "raw baseline",
+                        "rows/s",
+                        "p50 ms",
+                        "p99 ms",
+                        "max ms",
+                        "conns",
+                        "what",
+                    ],
+                    &rows,
+                ));
+            }
+            if !b.targets.is_empty() {
+                out.push('\n');
+                let rows: Vec<Vec<String>> = b
+                    .targets
+                    .iter()
+                    .map(|t| {
+                        vec![
+                            t.description.clone(),
+                            // Three decimals: a verdict must not hide behind rounding (1.302 > 1.30).
+                            opt(t.figure, |f| {
+                                if f.abs() < 10.0 {
+                                    format!("{f:.3}")
+                                } else {
+                                    short(f)
+                                }
+                            }),
+                            t.goal.clone(),
+                            match t.met {
+                                Some(true) => "met".to_owned(),
+                                Some(false) => "MISSED".to_owned(),
+                                None => "n/a".to_owned(),
+                            },
+                        ]
+                    })
+                    .collect();
+                out.push_str(&table(&["target", "figure", "goal", "result"], &rows));
+            }
+            for s in b.scenarios.iter().filter(|s| s.errors > 0) {
+                let _ = writeln!(
+                    out,
+                    "{}: {} errors, first: {}",
+                    s.id,
+                    s.errors,
+                    s.first_error.as_deref().unwrap_or("?")
+                );
+            }
+            if let Some(e) = &b.error {
+                let _ = writeln!(out, "run stopped early: {e}");
+            }
+        }
+        out
+    }
+
+    /// Returns the report as pretty JSON.
+    pub fn to_json(&self) -> anyhow::Result<String> {
+        Ok(serde_json::to_string_pretty(self)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::options::{Plan, Scale};
+    use crate::report::fixtures::postgres_report;
+
+    #[test]
+    fn renders_table_and_json() {
+        let mut backend = postgres_report();
+        backend.scenarios[2].round_ratios = vec![0.75, 0.8333, 0.9];
+        let report = Report {
+            started_at: "2026-01-01T00:00:00Z".to_owned(),
+            cores: 2,
+            plan: Plan::for_scale(Scale::Smoke),
+            backends: vec![backend],
+        };
+        let text = report.render();
+        assert!(text.contains("ratio in each round"), "{text}");
+        let rounds = text
+            .lines()
+            .filter(|l| l.starts_with("batch_1000 "))
+            .nth(1)
+            .expect("rounds row");
+        assert!(
+            rounds.contains("0.750") && rounds.ends_with("0.900"),
+            "{rounds}"
+        );
+        assert!(text.contains("round 3"), "{text}");
+        assert!(text.contains("== postgres"), "{text}");
+        let line = text
+            .lines()
+            .find(|l| l.starts_with("single_uncond_c1 "))
+            .expect("row");
+        // events/s, p50, p99, max, RSS, errors, raw, ratio
+        assert!(
+            line.contains("800") && line.contains("1,000") && line.ends_with("0.80"),
+            "{line}"
+        );
+        assert!(text.contains("raw_single_c64"));
+        assert!(text.contains("MISSED") && text.contains("met"));
+        let json: serde_json::Value =
+            serde_json::from_str(&report.to_json().expect("json")).expect("parses");
+        assert_eq!(json["backends"][0]["backend"], "postgres");
+        assert_eq!(
+            json["backends"][0]["scenarios"][0]["baseline"]["ratio"],
+            0.8
+        );
+        assert_eq!(json["backends"][0]["scenarios"][2]["round_ratios"][2], 0.9);
+        assert!(json["backends"][0]["scenarios"][0]
+            .get("round_ratios")
+            .is_none());
+        assert_eq!(json["plan"]["scale"], "smoke");
+        assert_eq!(json["plan"]["duration"], 0.7);
+    }
+}
