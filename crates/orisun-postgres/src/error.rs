@@ -4,7 +4,7 @@ use orisun_store::StoreError;
 use tokio_postgres::error::SqlState;
 
 /// Translates a driver error and logs it once, with what the store was doing.
-pub(crate) fn db(context: &str, error: tokio_postgres::Error) -> StoreError {
+pub fn db(context: &str, error: tokio_postgres::Error) -> StoreError {
     let translated = classify(&error);
     match &translated {
         StoreError::Unavailable { .. } => {
@@ -18,7 +18,7 @@ pub(crate) fn db(context: &str, error: tokio_postgres::Error) -> StoreError {
 }
 
 /// Translates a pool error (no connection could be had) and logs it once.
-pub(crate) fn pool(context: &str, error: deadpool_postgres::PoolError) -> StoreError {
+pub fn pool(context: &str, error: deadpool_postgres::PoolError) -> StoreError {
     use deadpool_postgres::PoolError;
     match error {
         PoolError::Backend(e) => db(context, e),
