@@ -17,6 +17,7 @@ use orisun_store::core::{
 };
 use orisun_store::{AppendOutcome, EventStore, EventStream, LatestByCriteria, StoreError};
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -336,6 +337,8 @@ pub struct Proxy {
     generation: watch::Sender<u64>,
     /// True while the server's bytes are held back.
     holding: watch::Sender<bool>,
+    /// Connections accepted so far.
+    accepted: Arc<AtomicUsize>,
     accept: JoinHandle<()>,
 }
 
@@ -352,11 +355,14 @@ impl Proxy {
         let addr = listener.local_addr().expect("proxy address");
         let (generation, _) = watch::channel(0u64);
         let (holding, _) = watch::channel(false);
+        let accepted = Arc::new(AtomicUsize::new(0));
         let accept = {
             let generation = generation.clone();
             let holding = holding.clone();
+            let accepted = accepted.clone();
             tokio::spawn(async move {
                 while let Ok((client, _)) = listener.accept().await {
+                    accepted.fetch_add(1, Ordering::SeqCst);
                     let Ok(server) = TcpStream::connect(target).await else {
                         continue;
                     };
@@ -373,6 +379,7 @@ impl Proxy {
             addr,
             generation,
             holding,
+            accepted,
             accept,
         }
     }
@@ -380,6 +387,11 @@ impl Proxy {
     /// `http://` + the proxy's address.
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// How many connections clients have opened through the proxy.
+    pub fn connections(&self) -> usize {
+        self.accepted.load(Ordering::SeqCst)
     }
 
     /// Closes every connection open now.
