@@ -7,7 +7,7 @@ use orisun_core::{
     AppendCondition, BoundaryName, Criterion, Direction, Invalid, NewEvent, Position, Query,
     ReadRequest, StoredEvent,
 };
-use orisun_store::LatestByCriteria;
+use orisun_store::{AppendOutcome, LatestByCriteria};
 use uuid::Uuid;
 
 impl From<&NewEvent> for pb::EventToSave {
@@ -96,6 +96,58 @@ pub fn write_result(result: pb::WriteResult) -> Result<Position, Invalid> {
         .log_position
         .map(Position::from)
         .ok_or_else(|| Invalid::new("log_position", "missing from the response"))
+}
+
+/// Reads a save's response back into its outcome: the position, and whether the server reported
+/// an idempotent retry ([`crate::ALREADY_STORED_HEADER`]; absent means a new append).
+pub fn append_outcome(
+    response: tonic::Response<pb::WriteResult>,
+) -> Result<AppendOutcome, Invalid> {
+    let already_stored = response
+        .metadata()
+        .get(crate::ALREADY_STORED_HEADER)
+        .is_some_and(|v| v.as_bytes() == b"true");
+    Ok(AppendOutcome {
+        position: write_result(response.into_inner())?,
+        already_stored,
+    })
+}
+
+/// Builds the `CreateBoundary` request for `boundary` on the server's `backend` (`sqlite` or
+/// `postgres`, which the server insists on), placed in the namespace of the boundary's own name:
+/// the only one SQLite accepts, and the schema of that name on PostgreSQL.
+pub fn create_boundary_request(
+    boundary: &BoundaryName,
+    backend: &str,
+) -> pb::CreateBoundaryRequest {
+    pb::CreateBoundaryRequest {
+        name: boundary.to_string(),
+        description: String::new(),
+        placement: Some(pb::BoundaryPlacementInput {
+            backend: backend.to_owned(),
+            namespace: boundary.to_string(),
+        }),
+        existed_before_catalog: false,
+    }
+}
+
+/// The boundaries of a `ListBoundaries` response that exist: those the catalog reports
+/// `ACTIVE` (a definition still provisioning, or whose provisioning failed, has no storage).
+pub fn active_boundaries(
+    response: pb::ListBoundariesResponse,
+) -> Result<Vec<BoundaryName>, Invalid> {
+    response
+        .boundaries
+        .into_iter()
+        .filter(|b| b.status == pb::BoundaryLifecycleStatus::Active as i32)
+        .map(|b| BoundaryName::new(b.name))
+        .collect()
+}
+
+/// The count of a `GetEventCount` response; a negative count is malformed.
+pub fn event_count(response: pb::GetEventCountResponse) -> Result<u64, Invalid> {
+    u64::try_from(response.count)
+        .map_err(|_| Invalid::new("count", format!("{} is negative", response.count)))
 }
 
 /// Reads an event of a response back into the domain; a malformed event names its field.
@@ -212,6 +264,68 @@ mod tests {
             let wire = get_events_request(&boundary, &read);
             assert_eq!(convert::read_request(&wire).expect("valid"), read);
         }
+    }
+
+    #[test]
+    fn a_save_response_reads_back_to_the_same_outcome() {
+        for already_stored in [false, true] {
+            let outcome = AppendOutcome {
+                position: Position::new(9, 8),
+                already_stored,
+            };
+            let wire = convert::save_response(outcome);
+            assert_eq!(append_outcome(wire).expect("valid"), outcome);
+        }
+        let empty = tonic::Response::new(pb::WriteResult { log_position: None });
+        assert_eq!(
+            append_outcome(empty).expect_err("missing").field,
+            "log_position"
+        );
+    }
+
+    #[test]
+    fn admin_requests_and_responses() {
+        let boundary = BoundaryName::new("orders").expect("valid");
+        let request = create_boundary_request(&boundary, "sqlite");
+        assert_eq!(request.name, "orders");
+        let placement = request.placement.expect("placement");
+        assert_eq!(
+            (placement.backend.as_str(), placement.namespace.as_str()),
+            ("sqlite", "orders")
+        );
+        let info = |name: &str, status: pb::BoundaryLifecycleStatus| pb::BoundaryInfo {
+            name: name.to_owned(),
+            status: status as i32,
+            ..Default::default()
+        };
+        let listed = pb::ListBoundariesResponse {
+            boundaries: vec![
+                info("orders", pb::BoundaryLifecycleStatus::Active),
+                info("broken", pb::BoundaryLifecycleStatus::Failed),
+                info("coming", pb::BoundaryLifecycleStatus::Provisioning),
+                info("payments", pb::BoundaryLifecycleStatus::Active),
+            ],
+        };
+        let names: Vec<String> = active_boundaries(listed)
+            .expect("valid")
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(names, ["orders", "payments"]);
+        let bad = pb::ListBoundariesResponse {
+            boundaries: vec![info("bad-name", pb::BoundaryLifecycleStatus::Active)],
+        };
+        assert_eq!(active_boundaries(bad).expect_err("name").field, "boundary");
+        assert_eq!(
+            event_count(pb::GetEventCountResponse { count: 12 }).expect("valid"),
+            12
+        );
+        assert_eq!(
+            event_count(pb::GetEventCountResponse { count: -1 })
+                .expect_err("negative")
+                .field,
+            "count"
+        );
     }
 
     #[test]

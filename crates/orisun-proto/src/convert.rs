@@ -7,8 +7,9 @@ use orisun_core::{
     AppendCondition, BoundaryName, Criterion, Direction, NewEvent, Position, Query, ReadRequest,
     StoredEvent, Tag,
 };
-use orisun_store::LatestByCriteria;
-use tonic::Status;
+use orisun_store::{AppendOutcome, LatestByCriteria};
+use tonic::metadata::MetadataValue;
+use tonic::{Response, Status};
 
 pub use crate::status::{invalid, status};
 
@@ -148,6 +149,21 @@ pub fn read_request(request: &pb::GetEventsRequest) -> Result<ReadRequest, Statu
     };
     read.validate().map_err(invalid)?;
     Ok(read)
+}
+
+/// Builds the response of a successful save: the position, and [`crate::ALREADY_STORED_HEADER`]
+/// when the save was an idempotent retry.
+pub fn save_response(outcome: AppendOutcome) -> Response<pb::WriteResult> {
+    let mut response = Response::new(pb::WriteResult {
+        log_position: Some(outcome.position.into()),
+    });
+    if outcome.already_stored {
+        response.metadata_mut().insert(
+            crate::ALREADY_STORED_HEADER,
+            MetadataValue::from_static("true"),
+        );
+    }
+    response
 }
 
 /// Builds a `GetLatestByCriteriaResponse`, echoing each criterion.

@@ -15,5 +15,12 @@ pub mod status;
 
 pub use generated::*;
 
+/// The response header of `SaveEvents` that marks an idempotent retry: `true` when every event
+/// of the batch was already stored by an earlier save, whose position the response then reports
+/// (`AppendOutcome::already_stored`). The message `WriteResult` has no such field and Go Orisun's
+/// field numbers are not ours to extend, so it travels as metadata; clients that do not know it
+/// ignore it.
+pub const ALREADY_STORED_HEADER: &str = "x-orisun-already-stored";
+
 /// The encoded file descriptor set of our .proto files, served by gRPC reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("orisun_descriptor");

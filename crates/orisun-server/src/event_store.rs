@@ -104,9 +104,7 @@ impl event_store_server::EventStore for EventStoreService {
                 Status::internal("Internal server error")
             })?
             .map_err(status)?;
-        Ok(Response::new(pb::WriteResult {
-            log_position: Some(outcome.position.into()),
-        }))
+        Ok(convert::save_response(outcome))
     }
 
     async fn get_events(
