@@ -140,6 +140,7 @@ pub use coordination::PostgresCoordination;
 /// Classifies driver and pool errors as a `StoreError`, for code that runs its own statements
 /// next to the store's (library mode).
 pub use error::{db as store_error, pool as pool_error};
+pub use schema::migration_script;
 pub use store::PostgresStore;
 
 pub use deadpool_postgres;

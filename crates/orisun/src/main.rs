@@ -1,8 +1,9 @@
 //! The `orisun` command: `serve` runs the event store server (also the default with no
 //! subcommand, configured by `ORISUN_*` variables), `call` sends one RPC as JSON, `bench`
-//! benchmarks a server (see `orisun-bench`).
+//! benchmarks a server (see `orisun-bench`), `migrations print` writes the PostgreSQL schema.
 
 mod call;
+mod migrations;
 mod serve;
 
 use clap::{Parser, Subcommand};
@@ -27,6 +28,8 @@ enum Command {
     Call(Box<call::CallArgs>),
     /// Benchmarks a server (started here, or `--addr`): events/s, latency, RSS, raw PG ratios.
     Bench(Box<orisun_bench::BenchOptions>),
+    /// Works with the PostgreSQL schema: `print` writes the SQL Orisun would apply.
+    Migrations(migrations::MigrationsArgs),
 }
 
 fn main() -> ExitCode {
@@ -47,6 +50,7 @@ fn main() -> ExitCode {
             },
             Some(Command::Call(args)) => call::run(*args).await,
             Some(Command::Bench(opts)) => orisun_bench::run(*opts).await.map(|_| ()),
+            Some(Command::Migrations(args)) => migrations::run(args),
         }
     });
     match result {

@@ -166,3 +166,46 @@ fn call_every_kind_of_rpc_then_sigterm() {
 
     assert!(server.terminate(), "exit status 0 after SIGTERM");
 }
+
+#[test]
+fn migrations_print_writes_the_schema_of_the_configured_boundaries() {
+    let output = orisun()
+        .args(["migrations", "print"])
+        .env("ORISUN_BOUNDARIES", r#"[{"name":"orders"}]"#)
+        .env("ORISUN_PG_SCHEMAS", "orders:sales")
+        .output()
+        .expect("migrations print");
+    assert!(output.status.success(), "{}", stderr(&output));
+    let sql = stdout(&output);
+    assert!(sql.starts_with("-- Orisun PostgreSQL schema"));
+    assert!(sql.contains("pg_advisory_xact_lock("));
+    assert!(sql.contains("-- catalog 0002 coordination"));
+    assert!(sql.contains("-- boundary orisun_admin in schema public"));
+    assert!(sql.contains("-- boundary orders in schema sales"));
+    assert!(sql.contains("CREATE SCHEMA IF NOT EXISTS \"sales\""));
+    assert!(sql.trim_end().ends_with("COMMIT;"));
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("orisun.sql");
+    let written = orisun()
+        .args(["migrations", "print", "--output"])
+        .arg(&file)
+        .output()
+        .expect("migrations print --output");
+    assert!(written.status.success(), "{}", stderr(&written));
+    assert!(std::fs::read_to_string(&file)
+        .expect("written")
+        .contains("-- boundary orisun_admin in schema public"));
+
+    let bad = orisun()
+        .args(["migrations", "print"])
+        .env("ORISUN_PG_SCHEMAS", "orders:no-such")
+        .output()
+        .expect("migrations print with a bad schema");
+    assert!(!bad.status.success());
+    assert!(
+        stderr(&bad).contains("ORISUN_PG_SCHEMAS"),
+        "{}",
+        stderr(&bad)
+    );
+}
