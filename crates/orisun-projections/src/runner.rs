@@ -104,12 +104,14 @@ impl Runner {
         }
     }
 
-    /// Runs like [`Runner::run`] until the process receives SIGINT or SIGTERM.
+    /// Runs like [`Runner::run`] until the process receives SIGINT or SIGTERM. The handlers
+    /// are installed before any processor starts, so a signal is never missed.
     pub async fn run_until_signal(self) -> Result<(), RunnerError> {
         let cancel = CancellationToken::new();
         let trigger = cancel.clone();
+        let signal = shutdown_signal();
         let signals = tokio::spawn(async move {
-            shutdown_signal().await;
+            signal.await;
             tracing::info!("shutdown signal received; stopping projections");
             trigger.cancel();
         });
@@ -119,25 +121,26 @@ impl Runner {
     }
 }
 
-async fn shutdown_signal() {
+/// Installs the SIGINT and SIGTERM handlers now, and returns a future that completes on the
+/// first of them.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send + 'static {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
+    let term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate());
+    let interrupt = tokio::signal::ctrl_c();
+    async move {
+        #[cfg(unix)]
+        match term {
             Ok(mut term) => {
                 tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
+                    _ = interrupt => {}
                     _ = term.recv() => {}
                 }
+                return;
             }
             Err(e) => {
                 tracing::warn!(error = %e, "cannot listen for SIGTERM; only SIGINT stops the runner");
-                let _ = tokio::signal::ctrl_c().await;
             }
         }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
+        let _ = interrupt.await;
     }
 }
