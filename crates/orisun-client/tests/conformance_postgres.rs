@@ -1,5 +1,5 @@
 //! The store conformance suite over the wire on the PostgreSQL backend: every test gets its
-//! own server on a database created for it (see `support::TestDb`).
+//! own server on a database created for it (`orisun_postgres::testsuite::TestDb`).
 
 mod support;
 

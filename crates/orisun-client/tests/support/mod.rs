@@ -9,13 +9,12 @@
 // Each test binary uses part of the harness.
 #![allow(dead_code)]
 
-use async_trait::async_trait;
 use clap::Parser;
 use orisun_client::{OrisunClient, RetryPolicy};
-use orisun_store::core::{
-    AppendCondition, BoundaryName, Criterion, NewEvent, Position, Query, ReadRequest, StoredEvent,
-};
-use orisun_store::{AppendOutcome, EventStore, EventStream, LatestByCriteria, StoreError};
+use orisun_postgres::testsuite::TestDb;
+use orisun_store::core::{BoundaryName, NewEvent};
+use orisun_store::testsuite::Owned;
+use orisun_store::EventStore;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -78,7 +77,7 @@ impl TestServer {
             }
             Backend::Postgres => {
                 let d = TestDb::create().await;
-                args.extend(d.server_args());
+                args.extend(server_args(&d));
                 db = Some(d);
             }
         }
@@ -178,153 +177,37 @@ async fn ready(http: SocketAddr) -> bool {
 
 /// A client that keeps its server running, for the conformance suite: the suite's factory
 /// returns only a store, and the server must live as long as it.
-pub struct Served {
-    client: OrisunClient,
-    _server: TestServer,
-}
+pub struct Served;
 
 impl Served {
-    /// Starts a server on `backend` and returns a client of it.
+    /// Starts a server on `backend` and returns a client of it that owns the server.
     pub async fn start(backend: Backend) -> Arc<dyn EventStore> {
         let server = TestServer::start(backend, &[]).await;
-        Arc::new(Self {
-            client: server.client(),
-            _server: server,
-        })
+        Arc::new(Owned::new(server.client(), server))
     }
 }
 
-#[async_trait]
-impl EventStore for Served {
-    async fn create_boundary(&self, boundary: &BoundaryName) -> Result<(), StoreError> {
-        self.client.create_boundary(boundary).await
-    }
-
-    async fn boundaries(&self) -> Result<Vec<BoundaryName>, StoreError> {
-        self.client.boundaries().await
-    }
-
-    async fn append(
-        &self,
-        boundary: &BoundaryName,
-        events: Vec<NewEvent>,
-        condition: Option<AppendCondition>,
-    ) -> Result<AppendOutcome, StoreError> {
-        self.client.append(boundary, events, condition).await
-    }
-
-    async fn read(
-        &self,
-        boundary: &BoundaryName,
-        request: &ReadRequest,
-    ) -> Result<Vec<StoredEvent>, StoreError> {
-        self.client.read(boundary, request).await
-    }
-
-    async fn latest_by_criteria(
-        &self,
-        boundary: &BoundaryName,
-        criteria: &[Criterion],
-    ) -> Result<LatestByCriteria, StoreError> {
-        self.client.latest_by_criteria(boundary, criteria).await
-    }
-
-    async fn head(&self, boundary: &BoundaryName) -> Result<Position, StoreError> {
-        self.client.head(boundary).await
-    }
-
-    async fn count(&self, boundary: &BoundaryName) -> Result<u64, StoreError> {
-        self.client.count(boundary).await
-    }
-
-    fn subscribe(&self, boundary: &BoundaryName, after: Position, query: Query) -> EventStream {
-        self.client.subscribe(boundary, after, query)
-    }
-}
-
-/// A PostgreSQL database made for one server, dropped with this value.
-pub struct TestDb {
-    name: String,
-    host: String,
-    port: u16,
-    user: String,
-}
-
-impl TestDb {
-    fn admin_config() -> tokio_postgres::Config {
-        let text = std::env::var("ORISUN_TEST_PG")
-            .unwrap_or_else(|_| "host=127.0.0.1 port=5432 user=postgres".to_owned());
-        let mut config: tokio_postgres::Config = text.parse().expect("ORISUN_TEST_PG parses");
-        config.dbname("postgres");
-        config
-    }
-
-    async fn run(sql: String) -> Result<(), tokio_postgres::Error> {
-        let (client, connection) = Self::admin_config().connect(tokio_postgres::NoTls).await?;
-        tokio::spawn(async move {
-            let _ = connection.await;
-        });
-        client.batch_execute(&sql).await
-    }
-
-    /// Creates an empty database `orisun_client_<random>`.
-    pub async fn create() -> Self {
-        let config = Self::admin_config();
-        let name = format!("orisun_client_{}", uuid::Uuid::new_v4().simple());
-        Self::run(format!("CREATE DATABASE \"{name}\""))
-            .await
-            .expect("create a database (is PostgreSQL running? see ORISUN_TEST_PG)");
-        let host = match config.get_hosts().first() {
-            Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),
-            _ => "127.0.0.1".to_owned(),
-        };
-        Self {
-            name,
-            host,
-            port: config.get_ports().first().copied().unwrap_or(5432),
-            user: config.get_user().unwrap_or("postgres").to_owned(),
-        }
-    }
-
-    /// The `orisun serve` flags that select this database, with small pools.
-    pub fn server_args(&self) -> Vec<String> {
-        [
-            "--backend",
-            "postgres",
-            "--pg-host",
-            &self.host,
-            "--pg-port",
-            &self.port.to_string(),
-            "--pg-user",
-            &self.user,
-            "--pg-name",
-            &self.name,
-            "--pg-write-max-open-conns",
-            "4",
-            "--pg-read-max-open-conns",
-            "4",
-        ]
-        .map(String::from)
-        .to_vec()
-    }
-}
-
-impl Drop for TestDb {
-    fn drop(&mut self) {
-        // Drop cannot await: drop the database from a thread with a runtime of its own.
-        let sql = format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.name);
-        let dropped = std::thread::spawn(move || {
-            tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("runtime")
-                .block_on(TestDb::run(sql))
-        })
-        .join();
-        if !matches!(dropped, Ok(Ok(()))) {
-            eprintln!("could not drop test database {}: {dropped:?}", self.name);
-        }
-    }
+/// The `orisun serve` flags that select `db`, with small pools.
+fn server_args(db: &TestDb) -> Vec<String> {
+    let config = db.config();
+    [
+        "--backend",
+        "postgres",
+        "--pg-host",
+        &config.host,
+        "--pg-port",
+        &config.port.to_string(),
+        "--pg-user",
+        &config.user,
+        "--pg-name",
+        &config.dbname,
+        "--pg-write-max-open-conns",
+        "4",
+        "--pg-read-max-open-conns",
+        "4",
+    ]
+    .map(String::from)
+    .to_vec()
 }
 
 /// A TCP proxy in front of a server. [`Proxy::cut`] closes every connection it carries (new
