@@ -42,8 +42,8 @@
 //!   variants as an in-process store (`ConditionFailed`, `Invalid` naming the same field,
 //!   `UnknownBoundary`, `DuplicateEvents`, ...), decoded from the gRPC status by
 //!   `orisun_proto::status::store_error`. A failure of the connection, once retries are
-//!   exhausted, is `Unavailable`; what the server refuses for other reasons (authentication,
-//!   roles) is `Internal`, naming the gRPC code (`Unauthenticated: invalid credentials`).
+//!   exhausted, is `Unavailable`; a refused login or token is `Unauthenticated`, a call the
+//!   user's roles do not allow is `PermissionDenied`, each with the server's reason.
 //! - `subscribe` delivers every matching event once, in position order, across broken
 //!   connections (see [`subscription`]). Its errors arrive as an item, after which it ends.
 //! - `head` is derived from a one-event backwards read (the API has no call for it);

@@ -22,9 +22,9 @@ fn client_with(server: &TestServer, password: &str, token: Option<&str>) -> Oris
 #[track_caller]
 fn assert_unauthenticated<T: std::fmt::Debug>(result: Result<T, StoreError>) {
     match result {
-        Err(StoreError::Internal { reason }) => assert!(
-            reason.starts_with("Unauthenticated: "),
-            "not an authentication failure: {reason}"
+        Err(StoreError::Unauthenticated { reason }) => assert!(
+            !reason.is_empty(),
+            "an authentication failure without a reason"
         ),
         other => panic!("expected UNAUTHENTICATED, got {other:?}"),
     }
@@ -38,8 +38,8 @@ async fn a_wrong_password_is_unauthenticated_and_not_retried() {
         .retry_policy(support::quick_retries());
     let refused = wrong.clone().connect().await.expect_err("refused");
     assert!(
-        matches!(&refused, BuildError::Connect(StoreError::Internal { reason })
-            if reason == "Unauthenticated: invalid credentials"),
+        matches!(&refused, BuildError::Connect(StoreError::Unauthenticated { reason })
+            if reason == "invalid credentials"),
         "{refused:?}"
     );
     // Were the refusal retried, the first retry alone would wait at least 2.5 s.

@@ -26,6 +26,8 @@ pub fn code(e: &StoreError) -> Code {
         StoreError::DuplicateEvents { .. } => Code::FailedPrecondition,
         StoreError::LeaseLost { .. } => Code::Aborted,
         StoreError::Unavailable { .. } => Code::Unavailable,
+        StoreError::Unauthenticated { .. } => Code::Unauthenticated,
+        StoreError::PermissionDenied { .. } => Code::PermissionDenied,
         StoreError::Internal { .. } => Code::Internal,
     }
 }
@@ -43,9 +45,11 @@ pub fn status(e: StoreError) -> Status {
 /// inverse of [`status`] for every status that function produces.
 ///
 /// Transport-level failures (`UNAVAILABLE`, `DEADLINE_EXCEEDED`, `CANCELLED`,
-/// `RESOURCE_EXHAUSTED`) are [`StoreError::Unavailable`]: the call may be retried. Anything
-/// else a storage call cannot produce (`UNAUTHENTICATED`, `PERMISSION_DENIED`, ...) is
-/// [`StoreError::Internal`] with the code and message, so the caller sees what the server said.
+/// `RESOURCE_EXHAUSTED`) are [`StoreError::Unavailable`]: the call may be retried.
+/// `UNAUTHENTICATED` and `PERMISSION_DENIED` (the auth layer's answers) are
+/// [`StoreError::Unauthenticated`] and [`StoreError::PermissionDenied`]. Anything else a storage
+/// call cannot produce is [`StoreError::Internal`] with the code and message, so the caller
+/// sees what the server said.
 pub fn store_error(status: &Status) -> StoreError {
     let message = status.message();
     let decoded = match status.code() {
@@ -61,6 +65,12 @@ pub fn store_error(status: &Status) -> StoreError {
         Code::DeadlineExceeded | Code::Cancelled | Code::ResourceExhausted => Some(
             StoreError::unavailable(format!("{:?}: {message}", status.code())),
         ),
+        Code::Unauthenticated => Some(StoreError::Unauthenticated {
+            reason: strip(message, "unauthenticated: ").to_owned(),
+        }),
+        Code::PermissionDenied => Some(StoreError::PermissionDenied {
+            reason: strip(message, "permission denied: ").to_owned(),
+        }),
         Code::Internal => Some(StoreError::Internal {
             reason: strip(message, "internal storage error: ").to_owned(),
         }),
@@ -187,6 +197,12 @@ mod tests {
                 name: "publisher:orders".into(),
             },
             StoreError::unavailable("connection refused"),
+            StoreError::Unauthenticated {
+                reason: "invalid credentials".into(),
+            },
+            StoreError::PermissionDenied {
+                reason: "requires role ADMIN".into(),
+            },
             StoreError::internal("index out of step"),
         ];
         for case in cases {
@@ -221,7 +237,17 @@ mod tests {
     fn statuses_storage_never_sends_are_not_reinterpreted() {
         let e = store_error(&Status::unauthenticated("invalid credentials"));
         assert!(
-            matches!(&e, StoreError::Internal { reason } if reason.contains("Unauthenticated")),
+            matches!(&e, StoreError::Unauthenticated { reason } if reason == "invalid credentials"),
+            "{e:?}"
+        );
+        let e = store_error(&Status::permission_denied("requires role ADMIN"));
+        assert!(
+            matches!(&e, StoreError::PermissionDenied { reason } if reason == "requires role ADMIN"),
+            "{e:?}"
+        );
+        let e = store_error(&Status::not_found("no such thing"));
+        assert!(
+            matches!(&e, StoreError::Internal { reason } if reason.contains("NotFound")),
             "{e:?}"
         );
         let e = store_error(&Status::invalid_argument("Count cannot be 0"));

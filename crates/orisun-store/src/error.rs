@@ -52,6 +52,22 @@ pub enum StoreError {
         reason: String,
     },
 
+    /// A remote store refused the caller's credentials (wrong password, an expired or revoked
+    /// token). Only a store reached over the network (the gRPC client) returns this.
+    #[error("unauthenticated: {reason}")]
+    Unauthenticated {
+        /// What the server said.
+        reason: String,
+    },
+
+    /// A remote store refused the call for the caller's roles. Only a store reached over the
+    /// network (the gRPC client) returns this.
+    #[error("permission denied: {reason}")]
+    PermissionDenied {
+        /// What the server said.
+        reason: String,
+    },
+
     /// A bug or a broken invariant in the storage layer.
     #[error("internal storage error: {reason}")]
     Internal {
