@@ -7,10 +7,13 @@
 //! events/s, p50/p99/max latency and the server's peak RSS; with PostgreSQL it also measures
 //! the same rows written and read by plain SQL on the same server (the raw baseline) and gives
 //! each figure as a ratio of it, and starts a second server on the same database to time
-//! delivery across nodes. Progress goes to stderr, the final table to stdout, and every
+//! delivery across nodes. Then, in library mode (`library`), it opens a store of the same
+//! backend in its own process and measures the aggregate and projection libraries against
+//! plain `EventStore` calls. Progress goes to stderr, the final table to stdout, and every
 //! figure to a JSON file on request.
 
 pub mod client;
+pub mod library;
 pub mod options;
 pub mod payload;
 pub mod progress;
@@ -26,8 +29,9 @@ pub use options::{Backend, BackendChoice, BenchOptions, Plan, Scale};
 pub use report::{BackendReport, Report};
 
 use anyhow::Context;
+use library::Library;
 use raw::{PgServer, Raw};
-use report::{BaselineResult, ScenarioResult};
+use report::{BaselineResult, LibraryReport, ScenarioResult};
 use rounds::{first_ratio, median_round};
 use scenarios::{Bench, Boundaries};
 use server::{ServerProcess, Storage};
@@ -117,8 +121,8 @@ fn server_bin(opts: &BenchOptions) -> anyhow::Result<PathBuf> {
     }
 }
 
-/// Benchmarks one backend; failures end up in the report's `error`, with what was measured
-/// before them kept.
+/// Benchmarks one backend: the server scenarios, then library mode; failures end up in the
+/// report's `error`, with what was measured before them kept.
 async fn run_backend(
     backend: Backend,
     opts: &BenchOptions,
@@ -127,13 +131,38 @@ async fn run_backend(
 ) -> BackendReport {
     let addr = opts.addr.clone().unwrap_or_default();
     let mut report = BackendReport::new(backend, addr, opts.server_pid);
+    if plan.wants_server() {
+        run_server(&mut report, backend, opts, plan, pg).await;
+    }
+    if report.error.is_none() && plan.wants_library() {
+        if opts.addr.is_some() {
+            eprintln!(
+                "[{}] library mode skipped: it opens a store of its own, and --addr measures a \
+                 running server",
+                backend.name()
+            );
+        } else {
+            run_library(&mut report, backend, plan, pg).await;
+        }
+    }
+    report
+}
+
+/// Runs the server scenarios of one backend.
+async fn run_server(
+    report: &mut BackendReport,
+    backend: Backend,
+    opts: &BenchOptions,
+    plan: &Plan,
+    pg: &PgServer,
+) {
     // PostgreSQL gets a fresh database (for the started server and for the baseline).
     let db = if backend == Backend::Postgres {
         match pg.create_database().await {
             Ok(name) => Some(name),
             Err(e) => {
                 report.error = Some(format!("{e:#}"));
-                return report;
+                return;
             }
         }
     } else {
@@ -142,7 +171,7 @@ async fn run_backend(
     // Ctrl-C drops the run (killing the server child, see `kill_on_drop`) but still drops the
     // database below and prints what was measured so far.
     let outcome = tokio::select! {
-        r = run_in(&mut report, backend, opts, plan, pg, db.as_deref()) => r,
+        r = run_in(report, backend, opts, plan, pg, db.as_deref()) => r,
         _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!(INTERRUPTED)),
     };
     if let Err(e) = outcome {
@@ -153,7 +182,51 @@ async fn run_backend(
             eprintln!("could not drop database {name}: {e:#}");
         }
     }
-    report
+}
+
+/// Runs the library-mode scenarios of one backend on a store opened in this process: SQLite in
+/// a temporary directory, or PostgreSQL in a fresh database of its own, dropped afterwards.
+async fn run_library(report: &mut BackendReport, backend: Backend, plan: &Plan, pg: &PgServer) {
+    let db = if backend == Backend::Postgres {
+        match pg.create_database().await {
+            Ok(name) => Some(name),
+            Err(e) => {
+                report.error = Some(format!("library mode: {e:#}"));
+                return;
+            }
+        }
+    } else {
+        None
+    };
+    eprintln!(
+        "[{}] library mode: opening the store in-process",
+        backend.name()
+    );
+    let mut results = None;
+    let run = async {
+        let library = match &db {
+            Some(name) => Library::postgres(&pg.storage(name), plan).await?,
+            None => Library::sqlite(plan).await?,
+        };
+        let library_report = results.insert(LibraryReport::new(library.describe()));
+        library.run(library_report).await
+    };
+    let outcome = tokio::select! {
+        r = run => r,
+        _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!(INTERRUPTED)),
+    };
+    report.library = results;
+    if let Err(e) = outcome {
+        report.error = Some(match e.to_string().as_str() {
+            INTERRUPTED => INTERRUPTED.to_owned(),
+            _ => format!("library mode: {e:#}"),
+        });
+    }
+    if let Some(name) = db {
+        if let Err(e) = pg.drop_database(&name).await {
+            eprintln!("could not drop database {name}: {e:#}");
+        }
+    }
 }
 
 async fn run_in(
