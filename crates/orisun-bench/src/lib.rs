@@ -7,15 +7,19 @@
 //! events/s, p50/p99/max latency and the server's peak RSS; with PostgreSQL it also measures
 //! the same rows written and read by plain SQL on the same server (the raw baseline) and gives
 //! each figure as a ratio of it, and starts a second server on the same database to time
-//! delivery across nodes. Progress goes to stderr, the final table to stdout, and every
+//! delivery across nodes. Then, in library mode (`library`), it opens a store of the same
+//! backend in its own process and measures the aggregate and projection libraries against
+//! plain `EventStore` calls. Progress goes to stderr, the final table to stdout, and every
 //! figure to a JSON file on request.
 
 pub mod client;
+pub mod library;
 pub mod options;
 pub mod payload;
 pub mod progress;
 pub mod raw;
 pub mod report;
+mod rounds;
 pub mod rss;
 pub mod scenarios;
 pub mod server;
@@ -25,8 +29,10 @@ pub use options::{Backend, BackendChoice, BenchOptions, Plan, Scale};
 pub use report::{BackendReport, Report};
 
 use anyhow::Context;
+use library::Library;
 use raw::{PgServer, Raw};
-use report::{BaselineResult, ScenarioResult};
+use report::{BaselineResult, LibraryReport, ScenarioResult};
+use rounds::{first_ratio, median_round};
 use scenarios::{Bench, Boundaries};
 use server::{ServerProcess, Storage};
 use std::path::PathBuf;
@@ -115,8 +121,8 @@ fn server_bin(opts: &BenchOptions) -> anyhow::Result<PathBuf> {
     }
 }
 
-/// Benchmarks one backend; failures end up in the report's `error`, with what was measured
-/// before them kept.
+/// Benchmarks one backend: the server scenarios, then library mode; failures end up in the
+/// report's `error`, with what was measured before them kept.
 async fn run_backend(
     backend: Backend,
     opts: &BenchOptions,
@@ -125,13 +131,38 @@ async fn run_backend(
 ) -> BackendReport {
     let addr = opts.addr.clone().unwrap_or_default();
     let mut report = BackendReport::new(backend, addr, opts.server_pid);
+    if plan.wants_server() {
+        run_server(&mut report, backend, opts, plan, pg).await;
+    }
+    if report.error.is_none() && plan.wants_library() {
+        if opts.addr.is_some() {
+            eprintln!(
+                "[{}] library mode skipped: it opens a store of its own, and --addr measures a \
+                 running server",
+                backend.name()
+            );
+        } else {
+            run_library(&mut report, backend, plan, pg).await;
+        }
+    }
+    report
+}
+
+/// Runs the server scenarios of one backend.
+async fn run_server(
+    report: &mut BackendReport,
+    backend: Backend,
+    opts: &BenchOptions,
+    plan: &Plan,
+    pg: &PgServer,
+) {
     // PostgreSQL gets a fresh database (for the started server and for the baseline).
     let db = if backend == Backend::Postgres {
         match pg.create_database().await {
             Ok(name) => Some(name),
             Err(e) => {
                 report.error = Some(format!("{e:#}"));
-                return report;
+                return;
             }
         }
     } else {
@@ -140,7 +171,7 @@ async fn run_backend(
     // Ctrl-C drops the run (killing the server child, see `kill_on_drop`) but still drops the
     // database below and prints what was measured so far.
     let outcome = tokio::select! {
-        r = run_in(&mut report, backend, opts, plan, pg, db.as_deref()) => r,
+        r = run_in(report, backend, opts, plan, pg, db.as_deref()) => r,
         _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!(INTERRUPTED)),
     };
     if let Err(e) = outcome {
@@ -151,7 +182,51 @@ async fn run_backend(
             eprintln!("could not drop database {name}: {e:#}");
         }
     }
-    report
+}
+
+/// Runs the library-mode scenarios of one backend on a store opened in this process: SQLite in
+/// a temporary directory, or PostgreSQL in a fresh database of its own, dropped afterwards.
+async fn run_library(report: &mut BackendReport, backend: Backend, plan: &Plan, pg: &PgServer) {
+    let db = if backend == Backend::Postgres {
+        match pg.create_database().await {
+            Ok(name) => Some(name),
+            Err(e) => {
+                report.error = Some(format!("library mode: {e:#}"));
+                return;
+            }
+        }
+    } else {
+        None
+    };
+    eprintln!(
+        "[{}] library mode: opening the store in-process",
+        backend.name()
+    );
+    let mut results = None;
+    let run = async {
+        let library = match &db {
+            Some(name) => Library::postgres(&pg.storage(name), plan).await?,
+            None => Library::sqlite(plan).await?,
+        };
+        let library_report = results.insert(LibraryReport::new(library.describe()));
+        library.run(library_report).await
+    };
+    let outcome = tokio::select! {
+        r = run => r,
+        _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!(INTERRUPTED)),
+    };
+    report.library = results;
+    if let Err(e) = outcome {
+        report.error = Some(match e.to_string().as_str() {
+            INTERRUPTED => INTERRUPTED.to_owned(),
+            _ => format!("library mode: {e:#}"),
+        });
+    }
+    if let Some(name) = db {
+        if let Err(e) = pg.drop_database(&name).await {
+            eprintln!("could not drop database {name}: {e:#}");
+        }
+    }
 }
 
 async fn run_in(
@@ -391,159 +466,4 @@ async fn scenarios(
         }
     }
     Ok(())
-}
-
-/// The ratio of a scenario's throughput to its baseline's, when both ran.
-fn ratio_to(s: Option<&ScenarioResult>, b: Option<&BaselineResult>) -> Option<f64> {
-    match (s, b) {
-        (Some(s), Some(b)) if b.events_per_s > 0.0 => Some(s.events_per_s / b.events_per_s),
-        _ => None,
-    }
-}
-
-/// The ratio of a round's first scenario to the round's baseline.
-fn first_ratio<const N: usize>(
-    round: &[Option<ScenarioResult>; N],
-    baseline: &Option<BaselineResult>,
-) -> Option<f64> {
-    ratio_to(round.iter().flatten().next(), baseline.as_ref())
-}
-
-/// Keeps the round whose `key` is the median (the lower middle one for an even count), with
-/// every scenario's per-round ratio to its baseline attached; the only round when there is one.
-/// `rounds[i]` and `baselines[i]` ran together.
-fn median_round<const N: usize>(
-    rounds: Vec<[Option<ScenarioResult>; N]>,
-    baselines: Vec<Option<BaselineResult>>,
-    key: impl Fn(&[Option<ScenarioResult>; N], &Option<BaselineResult>) -> Option<f64>,
-) -> ([Option<ScenarioResult>; N], Option<BaselineResult>) {
-    let per_round: Vec<[Option<f64>; N]> = rounds
-        .iter()
-        .zip(&baselines)
-        .map(|(r, b)| std::array::from_fn(|k| ratio_to(r[k].as_ref(), b.as_ref())))
-        .collect();
-    let keys: Vec<Option<f64>> = rounds
-        .iter()
-        .zip(&baselines)
-        .map(|(r, b)| key(r, b))
-        .collect();
-    let peaks: [Option<u64>; N] = std::array::from_fn(|k| {
-        rounds
-            .iter()
-            .filter_map(|r| r[k].as_ref()?.peak_rss_bytes)
-            .max()
-    });
-    let mut order: Vec<usize> = (0..rounds.len()).collect();
-    order.sort_by(|&a, &b| {
-        keys[a]
-            .partial_cmp(&keys[b])
-            .unwrap_or(std::cmp::Ordering::Equal)
-    });
-    let chosen = order
-        .get(order.len().saturating_sub(1) / 2)
-        .copied()
-        .unwrap_or(0);
-    let mut kept: [Option<ScenarioResult>; N] = std::array::from_fn(|_| None);
-    let mut chosen_baseline = None;
-    for (i, (round, baseline)) in rounds.into_iter().zip(baselines).enumerate() {
-        if i == chosen {
-            kept = round;
-            chosen_baseline = baseline;
-        }
-    }
-    for (k, slot) in kept.iter_mut().enumerate() {
-        if let Some(s) = slot {
-            // The peak over every round of the scenario, not only the one kept.
-            s.peak_rss_bytes = peaks[k];
-            if per_round.len() > 1 {
-                s.round_ratios = per_round.iter().filter_map(|r| r[k]).collect();
-            }
-        }
-    }
-    (kept, chosen_baseline)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn ours(id: &str, rate: f64, peak: u64) -> Option<ScenarioResult> {
-        let mut s = ScenarioResult::new(id, "test");
-        s.events_per_s = rate;
-        s.peak_rss_bytes = Some(peak);
-        Some(s)
-    }
-
-    fn raw(rate: f64) -> Option<BaselineResult> {
-        Some(BaselineResult {
-            id: "raw_single_c1".to_owned(),
-            description: "raw".to_owned(),
-            connections: 1,
-            rows: 1,
-            elapsed_s: 1.0,
-            events_per_s: rate,
-            latency: None,
-        })
-    }
-
-    #[test]
-    fn keeps_the_median_round_with_every_rounds_ratio() {
-        // Ratios of the first scenario by round: 0.5, 0.2, 0.3; the median is round 3's.
-        let rounds = vec![
-            [ours("u", 500.0, 10), ours("c", 100.0, 40)],
-            [ours("u", 200.0, 30), ours("c", 300.0, 20)],
-            [ours("u", 600.0, 20), ours("c", 400.0, 10)],
-        ];
-        let baselines = vec![raw(1_000.0), raw(1_000.0), raw(2_000.0)];
-        let ([u, c], b) = median_round(rounds, baselines, first_ratio);
-        let (u, c) = (u.expect("kept"), c.expect("kept"));
-        assert_eq!(u.events_per_s, 600.0);
-        assert_eq!(c.events_per_s, 400.0, "the same round for every scenario");
-        assert_eq!(b.map(|b| b.events_per_s), Some(2_000.0));
-        assert_eq!(u.round_ratios, [0.5, 0.2, 0.3]);
-        assert_eq!(c.round_ratios, [0.1, 0.3, 0.2]);
-        assert_eq!((u.peak_rss_bytes, c.peak_rss_bytes), (Some(30), Some(40)));
-    }
-
-    #[test]
-    fn the_key_decides_which_round_is_kept() {
-        let round = |c: f64| {
-            let mut u = ours("big_uncond", 1.0, 1);
-            let mut c2 = ours("big_cond", 1.0, 1);
-            for (s, p50) in [(&mut u, 1.0), (&mut c2, c)] {
-                if let Some(s) = s {
-                    s.latency = Some(crate::stats::LatencySummary {
-                        count: 1,
-                        p50_ms: p50,
-                        p99_ms: p50,
-                        max_ms: p50,
-                        mean_ms: p50,
-                    });
-                }
-            }
-            [u, c2]
-        };
-        let p50_ratio = |r: &[Option<ScenarioResult>; 2], _: &Option<BaselineResult>| {
-            let p50 = |s: &Option<ScenarioResult>| s.as_ref()?.latency.map(|l| l.p50_ms);
-            Some(p50(&r[1])? / p50(&r[0])?)
-        };
-        let rounds = vec![round(3.0), round(1.1), round(1.2)];
-        let ([_, c], _) = median_round(rounds, vec![None, None, None], p50_ratio);
-        assert_eq!(c.and_then(|c| c.latency).map(|l| l.p50_ms), Some(1.2));
-    }
-
-    #[test]
-    fn one_round_or_no_baseline_keeps_the_run_as_it_is() {
-        let ([u], b) = median_round(vec![[ours("u", 500.0, 1)]], vec![raw(1_000.0)], first_ratio);
-        let u = u.expect("kept");
-        assert!(u.round_ratios.is_empty());
-        assert_eq!(b.map(|b| b.events_per_s), Some(1_000.0));
-        let ([u], b) = median_round(
-            vec![[ours("u", 5.0, 1)], [ours("u", 7.0, 1)]],
-            vec![None, None],
-            first_ratio,
-        );
-        assert!(b.is_none());
-        assert!(u.expect("kept").round_ratios.is_empty());
-    }
 }

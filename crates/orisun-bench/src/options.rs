@@ -64,8 +64,9 @@ pub struct BenchOptions {
     #[arg(long)]
     pub preload: Option<u64>,
 
-    /// Run only the scenarios whose id starts with one of these (e.g. `batch,single_uncond`);
-    /// the preload and the raw baselines they need run too.
+    /// Run only the scenarios whose id starts with one of these (e.g. `batch,single_uncond`;
+    /// `lib` for library mode alone, which starts no server); the preload and the baselines
+    /// they need run too.
     #[arg(long, value_delimiter = ',')]
     pub only: Option<Vec<String>>,
 
@@ -171,6 +172,10 @@ pub struct Plan {
     pub page_size: u32,
     /// Rate of the commit-to-subscriber writer, in events per second.
     pub latency_rate: u32,
+    /// Events library mode's partitioned projection handles: the last ones of its preload
+    /// (all of them when it holds fewer), so that each worker count and round takes seconds
+    /// of 1 ms sleeps, not minutes.
+    pub partition_events: u64,
     /// Prefixes of the scenario ids to run (empty: all).
     pub only: Vec<String>,
 }
@@ -214,29 +219,35 @@ impl Plan {
 
     /// Returns the default plan of `scale`.
     pub fn for_scale(scale: Scale) -> Self {
-        let (duration, latency_duration, preload, min_batches, rounds) = match scale {
-            Scale::Smoke => (
-                Duration::from_millis(700),
-                Duration::from_secs(1),
-                3_000,
-                1,
-                1,
-            ),
-            Scale::Quick => (
-                Duration::from_secs(5),
-                Duration::from_secs(10),
-                100_000,
-                3,
-                3,
-            ),
-            Scale::Full => (
-                Duration::from_secs(10),
-                Duration::from_secs(20),
-                1_000_000,
-                3,
-                3,
-            ),
-        };
+        let (duration, latency_duration, preload, min_batches, rounds, partition_events) =
+            match scale {
+                // Fewer partitioned events than preloaded ones: the test runs the start from
+                // a placed checkpoint that the full scale uses.
+                Scale::Smoke => (
+                    Duration::from_millis(700),
+                    Duration::from_secs(1),
+                    3_000,
+                    1,
+                    1,
+                    2_000,
+                ),
+                Scale::Quick => (
+                    Duration::from_secs(5),
+                    Duration::from_secs(10),
+                    100_000,
+                    3,
+                    3,
+                    100_000,
+                ),
+                Scale::Full => (
+                    Duration::from_secs(10),
+                    Duration::from_secs(20),
+                    1_000_000,
+                    3,
+                    3,
+                    100_000,
+                ),
+            };
         Self {
             scale,
             duration,
@@ -249,6 +260,7 @@ impl Plan {
             preload_batch: 10_000,
             page_size: 1_000,
             latency_rate: 1_000,
+            partition_events,
             only: Vec::new(),
         }
     }
@@ -271,11 +283,56 @@ impl Plan {
         .any(|id| self.wants(id))
     }
 
+    /// Returns the ids of the scenarios run against the server.
+    pub fn server_scenarios(&self) -> Vec<String> {
+        let mut ids = Vec::new();
+        for c in &self.clients {
+            ids.push(format!("single_uncond_c{c}"));
+            ids.push(format!("single_cond_c{c}"));
+        }
+        ids.extend(self.batch_sizes.iter().map(|b| format!("batch_{b}")));
+        ids.extend(
+            [
+                "preload",
+                "big_uncond",
+                "big_cond",
+                "get_events",
+                "catch_up",
+                "commit_to_subscriber",
+                "commit_to_subscriber_two_nodes",
+            ]
+            .map(str::to_owned),
+        );
+        ids
+    }
+
+    /// Returns whether any scenario against the server is to run (else none is started).
+    pub fn wants_server(&self) -> bool {
+        self.server_scenarios().iter().any(|id| self.wants(id))
+    }
+
+    /// Returns whether any library-mode scenario is to run (ids starting with `lib_`: `--only
+    /// lib` selects them all).
+    pub fn wants_library(&self) -> bool {
+        LIBRARY_SCENARIOS.iter().any(|id| self.wants(id))
+    }
+
     /// Returns the most clients any scenario uses at once.
     pub fn max_clients(&self) -> usize {
         self.clients.iter().copied().max().unwrap_or(1)
     }
 }
+
+/// The ids of the library-mode scenarios, in the order they run.
+pub const LIBRARY_SCENARIOS: [&str; 7] = [
+    "lib_preload",
+    "lib_aggregate_read",
+    "lib_projection",
+    "lib_partitions_1",
+    "lib_partitions_2",
+    "lib_partitions_4",
+    "lib_aggregate_append",
+];
 
 /// Parses a duration such as `500ms`, `10s`, `2m` (a bare number means seconds).
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
@@ -330,6 +387,9 @@ mod tests {
         assert_eq!(plan.max_clients(), 64);
         assert_eq!(plan.rounds, 3);
         assert_eq!(Plan::for_scale(Scale::Smoke).rounds, 1);
+        let smoke = Plan::for_scale(Scale::Smoke);
+        assert!(smoke.partition_events < smoke.preload);
+        assert_eq!(Plan::for_scale(Scale::Full).partition_events, 100_000);
     }
 
     #[test]
@@ -371,6 +431,12 @@ mod tests {
         let plan = Plan::from_options(&o).expect("plan");
         assert!(plan.wants("batch_1000") && plan.wants("single_uncond_c64"));
         assert!(!plan.wants("single_cond_c1") && !plan.wants_preload());
+        assert!(!plan.wants_library());
+        let o = parse(&["--only", "lib"]).expect("parses");
+        let plan = Plan::from_options(&o).expect("plan");
+        assert!(plan.wants_library() && plan.wants("lib_partitions_4"));
+        assert!(!plan.wants_server() && !plan.wants_preload());
+        assert!(Plan::for_scale(Scale::Quick).wants_server());
         assert!(Plan::for_scale(Scale::Quick).wants("catch_up"));
         // A prefix selects every scenario it begins: both delivery scenarios here.
         let o = parse(&["--only", "commit_to_subscriber"]).expect("parses");

@@ -2,7 +2,7 @@
 //! top-level fields) so that parsing, tag indexing and storage costs are those of real events.
 
 use orisun_proto::EventToSave;
-use serde_json::json;
+use serde_json::{json, Value};
 use uuid::Uuid;
 
 /// Event type of every bench event.
@@ -12,17 +12,28 @@ pub const EVENT_TYPE: &str = "BenchEvent";
 /// `preload / ENTITIES` times, so a conditional save's criterion matches many old events.
 pub const ENTITIES: u64 = 1_000;
 
+/// Returns the data of event `n` of context `client` about `entity`, as a JSON object (for
+/// library mode, which builds `NewEvent`s in-process).
+pub fn fields(client: &str, entity: &str, n: u64) -> serde_json::Map<String, Value> {
+    [
+        ("client", Value::from(client)),
+        ("entity", Value::from(entity)),
+        ("n", Value::from(n)),
+        ("amount", Value::from((n % 10_000) * 7)),
+        ("currency", Value::from("EUR")),
+        (
+            "note",
+            Value::from("orisun-bench event: a payload of roughly the size of a real domain event"),
+        ),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect()
+}
+
 /// Returns the JSON data of event `n` of context `client` about `entity`.
 pub fn data(client: &str, entity: &str, n: u64) -> String {
-    json!({
-        "client": client,
-        "entity": entity,
-        "n": n,
-        "amount": (n % 10_000) * 7,
-        "currency": "EUR",
-        "note": "orisun-bench event: a payload of roughly the size of a real domain event",
-    })
-    .to_string()
+    Value::Object(fields(client, entity, n)).to_string()
 }
 
 /// Returns one event to save.

@@ -1,8 +1,8 @@
 //! Smoke test of the whole instrument: `--scale smoke` against real `orisun serve` children
 //! (embedded, and PostgreSQL with its raw baseline when `ORISUN_TEST_PG` or the default local
-//! server is reachable), checking every scenario ran and every figure is in the JSON; and, at
-//! an even smaller scale, the scenarios and the baseline that took over from the former ad-hoc
-//! measurement programs, checking their figures one by one.
+//! server is reachable), checking every scenario ran (library mode's too) and every figure is
+//! in the JSON; and, at an even smaller scale, the scenarios and the baseline that took over
+//! from the former ad-hoc measurement programs, checking their figures one by one.
 //!
 //! The server binary belongs to the `orisun` package, so it is found in this test's build
 //! directory (`target/<profile>/orisun`, built by `cargo build -p orisun` or by a workspace
@@ -136,6 +136,12 @@ async fn smoke_run_against_a_real_server() {
             }
         }
         assert!(!b.targets.is_empty());
+        // Library mode runs by default too (its figures are checked in `library.rs`).
+        assert!(
+            b.library.as_ref().is_some_and(|l| l.scenarios.len() == 7),
+            "{:?}",
+            b.library
+        );
     }
     let written: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&json).expect("json written"))

@@ -2,9 +2,11 @@
 //! baseline, the targets they are checked against, and the text table printed at the end.
 //!
 //! This file holds the report's data types; the targets and the baseline pairing are in
-//! `targets`, the text table and the JSON in `render`, and the number formats in `format`.
+//! `targets`, the text table and the JSON in `render`, library mode's figures and their
+//! section of the table in `library`, and the number formats in `format`.
 
 mod format;
+mod library;
 mod render;
 mod targets;
 
@@ -12,6 +14,7 @@ mod targets;
 mod fixtures;
 
 pub use format::{fmt_duration, mib, ser_secs, short, thousands};
+pub use library::LibraryReport;
 pub use targets::{baseline_for, evaluate_targets};
 
 use crate::options::{Backend, Plan};
@@ -52,6 +55,9 @@ pub struct BackendReport {
     pub baselines: Vec<BaselineResult>,
     /// The targets and whether they are met.
     pub targets: Vec<TargetCheck>,
+    /// The library-mode scenarios, run in the bench's process on a store of this backend
+    /// opened for them (`None` when they did not run).
+    pub library: Option<LibraryReport>,
     /// Why the run of this backend stopped early, if it did.
     pub error: Option<String>,
 }
@@ -69,6 +75,7 @@ impl BackendReport {
             scenarios: Vec::new(),
             baselines: Vec::new(),
             targets: Vec::new(),
+            library: None,
             error: None,
         }
     }
@@ -87,7 +94,13 @@ impl BackendReport {
                 });
             }
         }
-        self.targets = evaluate_targets(self);
+        // Without a server (library mode only) there is nothing to judge.
+        if !(self.addr.is_empty() && self.scenarios.is_empty()) {
+            self.targets = evaluate_targets(self);
+        }
+        if let Some(library) = &mut self.library {
+            library.finish();
+        }
     }
 
     /// Returns the scenario `id`, if it ran.

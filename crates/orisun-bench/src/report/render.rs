@@ -1,15 +1,15 @@
 //! Renders a report: the fixed-width text table printed at the end of a run, and the pretty
 //! JSON written on request.
 
-use super::{fmt_duration, mib, short, thousands, Report};
+use super::{fmt_duration, mib, short, thousands, BackendReport, Report, ScenarioResult};
 use std::fmt::Write as _;
 
-fn opt(value: Option<f64>, f: fn(f64) -> String) -> String {
+pub(super) fn opt(value: Option<f64>, f: fn(f64) -> String) -> String {
     value.map_or_else(|| "-".to_owned(), f)
 }
 
 /// A fixed-width text table: the first column left-aligned, the others right-aligned.
-fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+pub(super) fn table(header: &[&str], rows: &[Vec<String>]) -> String {
     let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
     for row in rows {
         for (i, cell) in row.iter().enumerate() {
@@ -41,9 +41,137 @@ fn table(header: &[&str], rows: &[Vec<String>]) -> String {
     out
 }
 
+/// The table of every round's ratio of the scenarios that ran in rounds, with a line saying
+/// what alternated (`order`); empty when none did.
+pub(super) fn rounds_table(scenarios: &[ScenarioResult], order: &str) -> String {
+    let rounds: Vec<Vec<String>> = scenarios
+        .iter()
+        .filter(|s| s.round_ratios.len() > 1)
+        .map(|s| {
+            let mut row = vec![s.id.clone()];
+            row.extend(s.round_ratios.iter().map(|&r| format!("{r:.3}")));
+            row
+        })
+        .collect();
+    let Some(width) = rounds.iter().map(Vec::len).max() else {
+        return String::new();
+    };
+    let mut header: Vec<String> = vec!["scenario".to_owned()];
+    header.extend((1..width).map(|i| format!("round {i}")));
+    let header: Vec<&str> = header.iter().map(String::as_str).collect();
+    format!(
+        "\nratio in each round ({order}, alternating; the rows above are the median round's):\n{}",
+        table(&header, &rounds)
+    )
+}
+
+/// Renders the server part of one backend: its scenarios with their raw baselines and ratios,
+/// every round's ratio, the raw baseline figures, and the targets.
+fn render_server(b: &BackendReport, out: &mut String) {
+    let _ = writeln!(
+        out,
+        "== {} ({}{}) idle RSS {}, peak RSS {}{}",
+        b.backend.name(),
+        b.addr,
+        b.server_pid
+            .map_or_else(String::new, |p| format!(", pid {p}")),
+        mib(b.idle_rss_bytes),
+        mib(b.peak_rss_bytes),
+        b.pg_settings
+            .as_ref()
+            .map_or_else(String::new, |s| format!(", {s}")),
+    );
+    let with_baseline = !b.baselines.is_empty();
+    let mut header = vec![
+        "scenario", "events/s", "p50 ms", "p99 ms", "max ms", "peak RSS", "errors",
+    ];
+    if with_baseline {
+        header.extend(["raw PG/s", "ratio"]);
+    }
+    let rows: Vec<Vec<String>> = b
+        .scenarios
+        .iter()
+        .map(|s| {
+            let mut row = vec![
+                s.id.clone(),
+                thousands(s.events_per_s),
+                opt(s.latency.map(|l| l.p50_ms), short),
+                opt(s.latency.map(|l| l.p99_ms), short),
+                opt(s.latency.map(|l| l.max_ms), short),
+                mib(s.peak_rss_bytes),
+                thousands(s.errors as f64),
+            ];
+            if with_baseline {
+                row.push(opt(s.baseline.as_ref().map(|r| r.events_per_s), thousands));
+                row.push(opt(s.baseline.as_ref().and_then(|r| r.ratio), short));
+            }
+            row
+        })
+        .collect();
+    out.push_str(&table(&header, &rows));
+    out.push_str(&rounds_table(&b.scenarios, "ours, then raw"));
+    if with_baseline {
+        out.push('\n');
+        let rows: Vec<Vec<String>> = b
+            .baselines
+            .iter()
+            .map(|r| {
+                vec![
+                    r.id.clone(),
+                    thousands(r.events_per_s),
+                    opt(r.latency.map(|l| l.p50_ms), short),
+                    opt(r.latency.map(|l| l.p99_ms), short),
+                    opt(r.latency.map(|l| l.max_ms), short),
+                    r.connections.to_string(),
+                    r.description.clone(),
+                ]
+            })
+            .collect();
+        out.push_str(&table(
+            &[
+                "raw baseline",
+                "rows/s",
+                "p50 ms",
+                "p99 ms",
+                "max ms",
+                "conns",
+                "what",
+            ],
+            &rows,
+        ));
+    }
+    if !b.targets.is_empty() {
+        out.push('\n');
+        let rows: Vec<Vec<String>> = b
+            .targets
+            .iter()
+            .map(|t| {
+                vec![
+                    t.description.clone(),
+                    // Three decimals: a verdict must not hide behind rounding (1.302 > 1.30).
+                    opt(t.figure, |f| {
+                        if f.abs() < 10.0 {
+                            format!("{f:.3}")
+                        } else {
+                            short(f)
+                        }
+                    }),
+                    t.goal.clone(),
+                    match t.met {
+                        Some(true) => "met".to_owned(),
+                        Some(false) => "MISSED".to_owned(),
+                        None => "n/a".to_owned(),
+                    },
+                ]
+            })
+            .collect();
+        out.push_str(&table(&["target", "figure", "goal", "result"], &rows));
+    }
+}
+
 impl Report {
     /// Renders the final text table: per backend, the scenarios with their baselines and
-    /// ratios, the raw baseline figures, and the targets.
+    /// ratios, the raw baseline figures, the targets, and library mode's figures.
     pub fn render(&self) -> String {
         let mut out = String::new();
         let _ = writeln!(
@@ -56,125 +184,13 @@ impl Report {
         );
         for b in &self.backends {
             out.push('\n');
-            let _ = writeln!(
-                out,
-                "== {} ({}{}) idle RSS {}, peak RSS {}{}",
-                b.backend.name(),
-                b.addr,
-                b.server_pid
-                    .map_or_else(String::new, |p| format!(", pid {p}")),
-                mib(b.idle_rss_bytes),
-                mib(b.peak_rss_bytes),
-                b.pg_settings
-                    .as_ref()
-                    .map_or_else(String::new, |s| format!(", {s}")),
-            );
-            let with_baseline = !b.baselines.is_empty();
-            let mut header = vec![
-                "scenario", "events/s", "p50 ms", "p99 ms", "max ms", "peak RSS", "errors",
-            ];
-            if with_baseline {
-                header.extend(["raw PG/s", "ratio"]);
+            if b.addr.is_empty() && b.scenarios.is_empty() {
+                let _ = writeln!(out, "== {} (no server scenarios)", b.backend.name());
+            } else {
+                render_server(b, &mut out);
             }
-            let rows: Vec<Vec<String>> = b
-                .scenarios
-                .iter()
-                .map(|s| {
-                    let mut row = vec![
-                        s.id.clone(),
-                        thousands(s.events_per_s),
-                        opt(s.latency.map(|l| l.p50_ms), short),
-                        opt(s.latency.map(|l| l.p99_ms), short),
-                        opt(s.latency.map(|l| l.max_ms), short),
-                        mib(s.peak_rss_bytes),
-                        thousands(s.errors as f64),
-                    ];
-                    if with_baseline {
-                        row.push(opt(s.baseline.as_ref().map(|r| r.events_per_s), thousands));
-                        row.push(opt(s.baseline.as_ref().and_then(|r| r.ratio), short));
-                    }
-                    row
-                })
-                .collect();
-            out.push_str(&table(&header, &rows));
-            let rounds: Vec<Vec<String>> = b
-                .scenarios
-                .iter()
-                .filter(|s| s.round_ratios.len() > 1)
-                .map(|s| {
-                    let mut row = vec![s.id.clone()];
-                    row.extend(s.round_ratios.iter().map(|&r| format!("{r:.3}")));
-                    row
-                })
-                .collect();
-            if let Some(width) = rounds.iter().map(Vec::len).max() {
-                out.push('\n');
-                let _ = writeln!(
-                    out,
-                    "ratio in each round (ours, then raw, alternating; the rows above are the \
-                     median round's):"
-                );
-                let mut header: Vec<String> = vec!["scenario".to_owned()];
-                header.extend((1..width).map(|i| format!("round {i}")));
-                let header: Vec<&str> = header.iter().map(String::as_str).collect();
-                out.push_str(&table(&header, &rounds));
-            }
-            if with_baseline {
-                out.push('\n');
-                let rows: Vec<Vec<String>> = b
-                    .baselines
-                    .iter()
-                    .map(|r| {
-                        vec![
-                            r.id.clone(),
-                            thousands(r.events_per_s),
-                            opt(r.latency.map(|l| l.p50_ms), short),
-                            opt(r.latency.map(|l| l.p99_ms), short),
-                            opt(r.latency.map(|l| l.max_ms), short),
-                            r.connections.to_string(),
-                            r.description.clone(),
-                        ]
-                    })
-                    .collect();
-                out.push_str(&table(
-                    &[
-                        "raw baseline",
-                        "rows/s",
-                        "p50 ms",
-                        "p99 ms",
-                        "max ms",
-                        "conns",
-                        "what",
-                    ],
-                    &rows,
-                ));
-            }
-            if !b.targets.is_empty() {
-                out.push('\n');
-                let rows: Vec<Vec<String>> = b
-                    .targets
-                    .iter()
-                    .map(|t| {
-                        vec![
-                            t.description.clone(),
-                            // Three decimals: a verdict must not hide behind rounding (1.302 > 1.30).
-                            opt(t.figure, |f| {
-                                if f.abs() < 10.0 {
-                                    format!("{f:.3}")
-                                } else {
-                                    short(f)
-                                }
-                            }),
-                            t.goal.clone(),
-                            match t.met {
-                                Some(true) => "met".to_owned(),
-                                Some(false) => "MISSED".to_owned(),
-                                None => "n/a".to_owned(),
-                            },
-                        ]
-                    })
-                    .collect();
-                out.push_str(&table(&["target", "figure", "goal", "result"], &rows));
+            if let Some(library) = &b.library {
+                library.render_into(&mut out);
             }
             for s in b.scenarios.iter().filter(|s| s.errors > 0) {
                 let _ = writeln!(

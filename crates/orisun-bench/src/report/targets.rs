@@ -5,7 +5,8 @@ use super::{format::MIB, short, BackendReport, TargetCheck};
 use crate::options::Backend;
 use crate::stats::ratio;
 
-/// Returns the baseline a scenario is compared with.
+/// Returns the baseline a scenario is compared with (for library mode's partitioned
+/// projection: the run of the same projection with one worker).
 pub fn baseline_for(scenario: &str) -> Option<String> {
     if let Some(c) = scenario
         .strip_prefix("single_uncond_c")
@@ -20,6 +21,11 @@ pub fn baseline_for(scenario: &str) -> Option<String> {
         "preload" => Some("raw_preload".to_owned()),
         "big_uncond" | "big_cond" => Some("raw_single_big".to_owned()),
         "get_events" | "catch_up" => Some("raw_paged_read".to_owned()),
+        "lib_aggregate_append" => Some("lib_store_append".to_owned()),
+        "lib_aggregate_read" => Some("lib_store_read_1000".to_owned()),
+        "lib_projection" => Some("lib_store_paged_read".to_owned()),
+        // The speed-up of more workers over one.
+        "lib_partitions_2" | "lib_partitions_4" => Some("lib_partitions_1".to_owned()),
         _ => None,
     }
 }
