@@ -13,7 +13,7 @@ use crate::handler::{Batch, Handler};
 use crate::progress::{Progress, State};
 use crate::sink::{AfterHandler, CommitError, Sink};
 use futures::StreamExt;
-use orisun_core::{Position, Query, ReadRequest, StoredEvent};
+use orisun_core::{Position, Query, ReadRequest, StoredEvent, MAX_READ_LIMIT};
 use orisun_store::{keep_lease, Coordination, EventStore, Lease, LeaseLoss, StoreError};
 use std::sync::Arc;
 use tokio::sync::watch;
@@ -191,8 +191,8 @@ impl Processor {
         target: Position,
     ) -> Result<(), ProjectionError> {
         while checkpoint < target && !cancel.is_cancelled() {
-            let request = ReadRequest::forward(Some(checkpoint), self.config.batch_size + 1)
-                .with_query(query.clone());
+            let request =
+                ReadRequest::forward(Some(checkpoint), self.read_size()).with_query(query.clone());
             let page = self
                 .store
                 .read(&self.config.boundary, &request)
@@ -201,7 +201,6 @@ impl Processor {
             let events: Vec<StoredEvent> = page
                 .into_iter()
                 .filter(|e| e.position > checkpoint && e.position <= target)
-                .take(self.config.batch_size as usize)
                 .collect();
             if events.is_empty() {
                 break;
@@ -227,7 +226,7 @@ impl Processor {
         let mut chunks = self
             .store
             .subscribe(&self.config.boundary, *checkpoint, query.clone())
-            .ready_chunks(self.config.batch_size as usize);
+            .ready_chunks(self.read_size() as usize);
         loop {
             let chunk = tokio::select! {
                 biased;
@@ -239,7 +238,7 @@ impl Processor {
                     "the subscription ended",
                 )));
             };
-            let full = chunk.len() == self.config.batch_size as usize;
+            let full = chunk.len() == self.read_size() as usize;
             let mut events = Vec::with_capacity(chunk.len());
             let mut failure = None;
             for item in chunk {
@@ -269,8 +268,9 @@ impl Processor {
         }
     }
 
-    /// Commits one run of events (this partition's share of them), retrying as configured.
-    /// Returns the new checkpoint. `to` overrides the checkpoint of an empty run.
+    /// Commits one run of events read from the log: this partition's share of them, in
+    /// batches of at most the batch size, each retried as configured. Returns the new
+    /// checkpoint (the last event read). `to` overrides the checkpoint of an empty run.
     async fn process(
         &self,
         lease: &Lease,
@@ -278,14 +278,41 @@ impl Processor {
         events: Vec<StoredEvent>,
         to: Option<Position>,
     ) -> Result<Position, ProjectionError> {
-        let checkpoint = to
+        let last = to
             .or_else(|| events.last().map(|e| e.position))
             .unwrap_or(Position::BEFORE_FIRST);
-        let head_seen = events.last().map(|e| e.position);
-        let mine: Vec<StoredEvent> = events
+        let mut mine: Vec<StoredEvent> = events
             .into_iter()
             .filter(|e| self.config.partition.owns(e))
             .collect();
+        let size = self.config.batch_size as usize;
+        // Every batch but the last ends at its own last event; the last one carries the
+        // checkpoint past the other partitions' events read after it.
+        while mine.len() > size {
+            let rest = mine.split_off(size);
+            let through = mine.last().map_or(last, |e| e.position);
+            if self
+                .commit(lease, cancel, std::mem::replace(&mut mine, rest), through)
+                .await?
+                != through
+            {
+                return Ok(self.progress.borrow().checkpoint);
+            }
+        }
+        self.commit(lease, cancel, mine, last).await
+    }
+
+    /// Commits one batch, moving the checkpoint to `checkpoint`, retrying as configured.
+    /// Returns the checkpoint that holds afterwards (the old one when shutdown interrupted
+    /// the retries).
+    async fn commit(
+        &self,
+        lease: &Lease,
+        cancel: &CancellationToken,
+        mine: Vec<StoredEvent>,
+        checkpoint: Position,
+    ) -> Result<Position, ProjectionError> {
+        let head_seen = mine.last().map(|e| e.position).max(Some(checkpoint));
         let batch = Batch {
             projection: self.config.name.clone(),
             partition: self.config.partition.index(),
@@ -354,6 +381,15 @@ impl Processor {
             }
             attempt += 1;
         }
+    }
+
+    /// How many events to read at once: enough that this partition's share of them fills a
+    /// batch (a partition of N keeps about 1/N of what it reads), within one page.
+    fn read_size(&self) -> u32 {
+        self.config
+            .batch_size
+            .saturating_mul(self.config.partition.count().max(1))
+            .min(MAX_READ_LIMIT)
     }
 
     async fn head(&self) -> Result<Position, ProjectionError> {

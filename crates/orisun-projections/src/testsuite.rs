@@ -355,6 +355,16 @@ pub async fn four_partitions_build_the_same_read_model_as_one(fixture: Fixture) 
     }
     assert_eq!(shared.balances(), whole.balances());
     assert_eq!(shared.balances(), fold(&fixture.0, &boundary).await);
+    // A partition reads N times its batch size, so its batches fill up: four partitions make
+    // about as many handler calls in all as one, not four times as many.
+    let (split_calls, whole_calls) = (
+        shared.calls.load(Ordering::SeqCst),
+        whole.calls.load(Ordering::SeqCst),
+    );
+    assert!(
+        split_calls < 2 * whole_calls,
+        "{split_calls} calls in 4 partitions, {whole_calls} in one"
+    );
     let state = shared.state.lock().clone();
     assert!(
         state.deliveries.values().all(|n| *n == 1),
