@@ -96,6 +96,7 @@ pub(crate) async fn migrate(tx: &Transaction<'_>) -> Result<(), StoreError> {
         .map(|r| r.try_get(0))
         .collect::<Result<_, _>>()
         .map_err(db)?;
+    refuse_newer(tx, &applied).await?;
     for m in CATALOG.iter().filter(|m| !applied.contains(&m.version)) {
         tracing::info!(
             version = m.version,
@@ -109,13 +110,6 @@ pub(crate) async fn migrate(tx: &Transaction<'_>) -> Result<(), StoreError> {
         )
         .await
         .map_err(db)?;
-    }
-    let known = CATALOG.last().map_or(0, |m| m.version);
-    if let Some(newest) = applied.iter().max().filter(|v| **v > known) {
-        tracing::warn!(
-            version = newest,
-            "the catalog was migrated by a newer version of Orisun"
-        );
     }
     let outdated = tx
         .query(
@@ -131,6 +125,43 @@ pub(crate) async fn migrate(tx: &Transaction<'_>) -> Result<(), StoreError> {
         let prefix: String = row.try_get(2).map_err(db)?;
         let from: i32 = row.try_get(3).map_err(db)?;
         upgrade_boundary(tx, &name, &ObjectNames::new(&schema, &prefix), from).await?;
+    }
+    Ok(())
+}
+
+/// Refuses a database that a newer build migrated: its catalog or a boundary's tables have a
+/// version this build does not know, so this build could misread them or write rows the newer
+/// one does not expect. Nothing has been changed when this fails.
+async fn refuse_newer(tx: &Transaction<'_>, applied: &HashSet<i32>) -> Result<(), StoreError> {
+    let known = CATALOG.last().map_or(0, |m| m.version);
+    if let Some(newest) = applied.iter().copied().filter(|v| *v > known).max() {
+        return Err(StoreError::internal(format!(
+            "the database's Orisun catalog is at schema version {newest}, newer than this \
+             build knows ({known}): it was migrated by a newer Orisun. Run that version or a \
+             later one; this build refuses to start rather than misread it"
+        )));
+    }
+    // The boundaries table exists only once catalog migration 1 has run.
+    if !applied.contains(&1) {
+        return Ok(());
+    }
+    let newer = tx
+        .query_opt(
+            "SELECT name, ddl_version FROM orisun.boundaries WHERE ddl_version > $1 \
+             ORDER BY name LIMIT 1",
+            &[&boundary_ddl_version()],
+        )
+        .await
+        .map_err(|e| error::db("migrate", e))?;
+    if let Some(row) = newer {
+        let name: String = row.try_get(0).map_err(|e| error::db("migrate", e))?;
+        let version: i32 = row.try_get(1).map_err(|e| error::db("migrate", e))?;
+        return Err(StoreError::internal(format!(
+            "boundary {name:?} has table version {version}, newer than this build knows ({}): \
+             it was migrated by a newer Orisun. Run that version or a later one; this build \
+             refuses to start rather than misread it",
+            boundary_ddl_version()
+        )));
     }
     Ok(())
 }

@@ -12,7 +12,7 @@ pub enum ServerError {
 
     /// The storage backend could not be opened or refused a start-up step.
     #[error("storage: {0}")]
-    Store(#[from] StoreError),
+    Store(StoreError),
 
     /// Authentication could not start (admin boundary unreadable, bootstrap user not saved).
     #[error("authentication start-up failed: {0:#}")]
@@ -28,19 +28,19 @@ pub enum ServerError {
 
     /// `ORISUN_NATS_URL` could not be used.
     #[error("NATS: {0}")]
-    Nats(#[from] orisun_nats::NatsError),
+    Nats(orisun_nats::NatsError),
 
     /// A listener or the gRPC transport failed.
     #[error("gRPC transport: {0}")]
-    Transport(#[from] tonic::transport::Error),
+    Transport(tonic::transport::Error),
 
     /// An I/O error, with what was being done.
-    #[error("{context}: {source}")]
+    #[error("{context}: {error}")]
     Io {
         /// What the server was doing.
         context: String,
         /// The underlying error.
-        source: std::io::Error,
+        error: std::io::Error,
     },
 }
 
@@ -49,7 +49,28 @@ impl ServerError {
     pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
         Self::Io {
             context: context.into(),
-            source,
+            error: source,
         }
+    }
+}
+
+// Each variant's message already includes its cause, so none is declared as a `source`: an
+// error chain printed with `{:#}` (as `orisun serve` does) would otherwise say it twice.
+
+impl From<StoreError> for ServerError {
+    fn from(e: StoreError) -> Self {
+        Self::Store(e)
+    }
+}
+
+impl From<orisun_nats::NatsError> for ServerError {
+    fn from(e: orisun_nats::NatsError) -> Self {
+        Self::Nats(e)
+    }
+}
+
+impl From<tonic::transport::Error> for ServerError {
+    fn from(e: tonic::transport::Error) -> Self {
+        Self::Transport(e)
     }
 }

@@ -1,5 +1,6 @@
-//! The `orisun` binary: `serve` configuration errors and help, `call` against a running server
-//! for unary and streaming RPCs and errors, and a clean exit on SIGTERM.
+//! The `orisun` binary: `serve` configuration errors and help, a refusal of data written by a
+//! newer build, `call` against a running server for unary and streaming RPCs and errors, and a
+//! clean exit on SIGTERM.
 
 mod support;
 
@@ -89,6 +90,45 @@ fn invalid_configuration_stops_start_up_naming_the_variable() {
         "{}",
         stderr(&output)
     );
+}
+
+/// An older binary started on data a newer one migrated stops at once, says why in one line,
+/// and leaves the data as it was.
+#[test]
+fn serve_refuses_data_written_by_a_newer_build() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let serve = || {
+        orisun()
+            .arg("serve")
+            .env("ORISUN_HOST", "127.0.0.1")
+            .env("ORISUN_GRPC_PORT", "0")
+            .env("ORISUN_ADMIN_PORT", "0")
+            .env("ORISUN_DATA_DIR", dir.path())
+            .env("ORISUN_BOUNDARIES", r#"[{"name":"orders"}]"#)
+            .env_remove("ORISUN_PG_HOST")
+            .env_remove("ORISUN_BACKEND")
+            .output()
+            .expect("run")
+    };
+    // A first start creates the files (the server is killed when dropped).
+    drop(Server::start_in(dir.path(), &[]));
+    let file = dir.path().join("orders.db");
+    let conn = rusqlite::Connection::open(&file).expect("open the boundary file");
+    conn.pragma_update(None, "user_version", 9999)
+        .expect("pretend a newer build migrated it");
+    drop(conn);
+
+    let output = serve();
+    assert!(!output.status.success(), "started on a newer file");
+    let err = stderr(&output);
+    let expected = "schema version 9999 is newer than this build knows";
+    assert_eq!(err.matches(expected).count(), 1, "said once: {err}");
+    assert!(err.contains("orders.db"), "{err}");
+    let conn = rusqlite::Connection::open(&file).expect("reopen");
+    let version: u32 = conn
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .expect("version");
+    assert_eq!(version, 9999, "left as it was");
 }
 
 #[test]

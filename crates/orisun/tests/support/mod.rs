@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader};
+use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
@@ -20,20 +21,27 @@ pub struct Server {
     pub grpc: String,
     /// `127.0.0.1:<port>` of the admin HTTP endpoint.
     pub admin: String,
-    _dir: tempfile::TempDir,
+    _dir: Option<tempfile::TempDir>,
 }
 
 impl Server {
     /// Starts `orisun serve` on the SQLite backend in a temporary directory, with `env` added.
     pub fn start(env: &[(&str, &str)]) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
+        let mut server = Self::start_in(dir.path(), env);
+        server._dir = Some(dir);
+        server
+    }
+
+    /// Starts `orisun serve` on the SQLite backend with its data in `data_dir`, `env` added.
+    pub fn start_in(data_dir: &Path, env: &[(&str, &str)]) -> Self {
         let mut command = orisun();
         command
             .arg("serve")
             .env("ORISUN_HOST", "127.0.0.1")
             .env("ORISUN_GRPC_PORT", "0")
             .env("ORISUN_ADMIN_PORT", "0")
-            .env("ORISUN_DATA_DIR", dir.path())
+            .env("ORISUN_DATA_DIR", data_dir)
             .env("ORISUN_SQLITE_SYNCHRONOUS", "OFF")
             .env(
                 "ORISUN_BOUNDARIES",
@@ -65,7 +73,7 @@ impl Server {
             child: Some(child),
             grpc: field(&line, "grpc="),
             admin: field(&line, "admin="),
-            _dir: dir,
+            _dir: None,
         }
     }
 
