@@ -1,13 +1,12 @@
 //! How to reach PostgreSQL and how the store uses it.
 
 use crate::names::validate_schema;
+use crate::tls::PgTls;
 use orisun_store::StoreError;
 use std::time::Duration;
 use tokio_postgres::config::Host;
 
 /// Connection and behaviour settings of a [`crate::PostgresStore`].
-///
-/// TLS is not supported yet: connections use `sslmode=disable`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PostgresConfig {
     /// Host name or IP address (or a Unix socket directory, starting with `/`).
@@ -33,6 +32,8 @@ pub struct PostgresConfig {
     pub application_name: String,
     /// How long to wait for a new connection.
     pub connect_timeout: Duration,
+    /// TLS to the server (`sslmode` and certificates); plain TCP by default.
+    pub tls: PgTls,
 }
 
 impl Default for PostgresConfig {
@@ -48,6 +49,7 @@ impl Default for PostgresConfig {
             listen: true,
             application_name: "orisun".to_owned(),
             connect_timeout: Duration::from_secs(10),
+            tls: PgTls::default(),
         }
     }
 }
@@ -108,7 +110,8 @@ impl PostgresConfig {
             .application_name(format!("{}{name_suffix}", self.application_name))
             .connect_timeout(self.connect_timeout)
             .keepalives(true)
-            .keepalives_idle(Duration::from_secs(30));
+            .keepalives_idle(Duration::from_secs(30))
+            .ssl_mode(self.tls.mode.driver());
         if let Some(password) = &self.password {
             pg.password(password);
         }

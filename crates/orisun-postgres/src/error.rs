@@ -29,6 +29,23 @@ pub fn pool(context: &str, error: deadpool_postgres::PoolError) -> StoreError {
     }
 }
 
+/// The error's message followed by its causes: the driver's own message is often only the
+/// kind ("error performing TLS handshake"), and the cause says what went wrong ("invalid peer
+/// certificate: ... not valid for name ...").
+fn with_causes(error: &tokio_postgres::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = std::error::Error::source(error);
+    while let Some(e) = cause {
+        let next = e.to_string();
+        if !text.ends_with(&next) {
+            text.push_str(": ");
+            text.push_str(&next);
+        }
+        cause = e.source();
+    }
+    text
+}
+
 /// Chooses the variant: transient conditions (lost connection, shutdown, serialization
 /// failures, lack of resources) are `Unavailable`, so a caller may retry; a stored event id
 /// (unique violation on the event id) is `DuplicateEvents`; data the database refuses (data
@@ -37,7 +54,7 @@ pub fn pool(context: &str, error: deadpool_postgres::PoolError) -> StoreError {
 fn classify(error: &tokio_postgres::Error) -> StoreError {
     let Some(code) = error.code() else {
         // No SQLSTATE: the connection broke, or the server could not be reached.
-        return StoreError::unavailable(error);
+        return StoreError::unavailable(with_causes(error));
     };
     if let Some(db) = error.as_db_error() {
         if *code == SqlState::UNIQUE_VIOLATION
@@ -71,7 +88,7 @@ fn classify(error: &tokio_postgres::Error) -> StoreError {
         || *code == SqlState::IDLE_IN_TRANSACTION_SESSION_TIMEOUT;
     let reason = match error.as_db_error() {
         Some(db) => format!("{} (SQLSTATE {})", db.message(), text),
-        None => error.to_string(),
+        None => with_causes(error),
     };
     if transient {
         StoreError::unavailable(reason)

@@ -133,6 +133,7 @@ mod sql;
 mod store;
 #[cfg(feature = "testsuite")]
 pub mod testsuite;
+mod tls;
 mod writer;
 
 pub use config::PostgresConfig;
@@ -142,6 +143,7 @@ pub use coordination::PostgresCoordination;
 pub use error::{db as store_error, pool as pool_error};
 pub use schema::migration_script;
 pub use store::PostgresStore;
+pub use tls::{PgTls, SslMode};
 
 pub use deadpool_postgres;
 pub use tokio_postgres;

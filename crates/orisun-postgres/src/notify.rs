@@ -5,14 +5,17 @@
 use crate::db::Exec;
 use crate::names::quote;
 use crate::read;
+use crate::tls::Connector;
 use crate::writer::Shared;
 use futures::future::{join_all, poll_fn};
 use orisun_core::Position;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc;
-use tokio_postgres::{AsyncMessage, Client, NoTls};
+use tokio::task::JoinHandle;
+use tokio_postgres::{AsyncMessage, Client, Connection, NoTls, Notification};
 
 /// Longest wait between two reconnection attempts of the listener.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
@@ -21,6 +24,33 @@ const MAX_BACKOFF: Duration = Duration::from_secs(5);
 fn parse_payload(payload: &str) -> Option<Position> {
     let (commit, prepare) = payload.split_once(',')?;
     Some(Position::new(commit.parse().ok()?, prepare.parse().ok()?))
+}
+
+/// Drives the listener's connection on its own task, passing its notifications on.
+fn drive<S, T>(
+    mut connection: Connection<S, T>,
+    notifications: mpsc::UnboundedSender<Notification>,
+) -> JoinHandle<()>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    tokio::spawn(async move {
+        while let Some(message) = poll_fn(|cx| connection.poll_message(cx)).await {
+            match message {
+                Ok(AsyncMessage::Notification(n)) => {
+                    if notifications.send(n).is_err() {
+                        return;
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "listener connection failed");
+                    return;
+                }
+            }
+        }
+    })
 }
 
 /// Reads the heads of `boundaries` (pipelined) and advances their watches.
@@ -43,12 +73,24 @@ pub(crate) async fn refresh(exec: Exec<'_>, boundaries: &[Arc<Shared>]) {
 /// not listening are lost. Ends when `commands` closes.
 pub(crate) async fn listen(
     config: tokio_postgres::Config,
+    connector: Connector,
     mut commands: mpsc::UnboundedReceiver<Arc<Shared>>,
 ) {
     let mut channels: HashMap<String, Arc<Shared>> = HashMap::new();
     let mut backoff = Duration::from_millis(100);
     loop {
-        let (client, mut connection) = match config.connect(NoTls).await {
+        let (notifications, mut received) = mpsc::unbounded_channel();
+        let connected = match &connector {
+            Connector::Plain => config
+                .connect(NoTls)
+                .await
+                .map(|(client, connection)| (client, drive(connection, notifications))),
+            Connector::Rustls(tls) => config
+                .connect(tls.clone())
+                .await
+                .map(|(client, connection)| (client, drive(connection, notifications))),
+        };
+        let (client, driver) = match connected {
             Ok(pair) => pair,
             Err(e) => {
                 tracing::warn!(error = %e, "listener cannot connect; retrying");
@@ -59,23 +101,6 @@ pub(crate) async fn listen(
                 continue;
             }
         };
-        let (notifications, mut received) = mpsc::unbounded_channel();
-        let driver = tokio::spawn(async move {
-            while let Some(message) = poll_fn(|cx| connection.poll_message(cx)).await {
-                match message {
-                    Ok(AsyncMessage::Notification(n)) => {
-                        if notifications.send(n).is_err() {
-                            return;
-                        }
-                    }
-                    Ok(_) => {}
-                    Err(e) => {
-                        tracing::warn!(error = %e, "listener connection failed");
-                        return;
-                    }
-                }
-            }
-        });
         let ready = async {
             for channel in channels.keys() {
                 client

@@ -10,6 +10,7 @@ use crate::notify;
 use crate::read;
 use crate::schema::{self, Placement};
 use crate::sql::BoundarySql;
+use crate::tls::{self, Connector};
 use crate::writer::{self, Job, Shared};
 use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
@@ -67,13 +68,16 @@ impl PostgresStore {
     /// start at once) and starts the wake-up tasks.
     pub async fn connect(config: PostgresConfig) -> Result<Self, StoreError> {
         config.validate()?;
-        let manager = Manager::from_config(
-            config.pg_config(""),
-            NoTls,
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
+        let connector = tls::connector(&config.tls)?;
+        let manager_config = ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        };
+        let manager = match &connector {
+            Connector::Plain => Manager::from_config(config.pg_config(""), NoTls, manager_config),
+            Connector::Rustls(tls) => {
+                Manager::from_config(config.pg_config(""), tls.clone(), manager_config)
+            }
+        };
         let pool = Pool::builder(manager)
             .max_size(config.pool_size)
             .runtime(Runtime::Tokio1)
@@ -109,6 +113,7 @@ impl PostgresStore {
         if let Some(rx) = listen_rx {
             tasks.push(tokio::spawn(notify::listen(
                 inner.config.pg_config("_listener"),
+                connector,
                 rx,
             )));
         }

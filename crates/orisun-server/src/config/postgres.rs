@@ -6,18 +6,38 @@ use crate::backend::DEFAULT_PG_SCHEMA;
 use clap::builder::BoolishValueParser;
 use clap::{ArgAction, Args, ValueEnum};
 use orisun_core::BoundaryName;
-use orisun_postgres::PostgresConfig;
+use orisun_postgres::{PgTls, PostgresConfig, SslMode};
+use std::path::PathBuf;
 use std::time::Duration;
 
-/// `ORISUN_PG_SSLMODE`: only the modes that allow a plain connection are supported so far.
+/// `ORISUN_PG_SSLMODE`, with libpq's names and meanings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum PgSslMode {
     /// Plain TCP (Go Orisun's default).
     Disable,
-    /// Plain TCP (TLS would only be tried if the server demanded it; ours never asks).
+    /// As `prefer` (the driver cannot switch to TLS on the server's demand).
     Allow,
-    /// Plain TCP (TLS is not implemented yet, so "prefer" falls back to plain).
+    /// TLS when the server offers it, without checking its certificate.
     Prefer,
+    /// TLS or no connection; the certificate is checked only if ORISUN_PG_SSLROOTCERT is set.
+    Require,
+    /// TLS, with a certificate chaining to ORISUN_PG_SSLROOTCERT.
+    VerifyCa,
+    /// TLS, with a certificate chaining to ORISUN_PG_SSLROOTCERT and naming ORISUN_PG_HOST.
+    VerifyFull,
+}
+
+impl From<PgSslMode> for SslMode {
+    fn from(mode: PgSslMode) -> Self {
+        match mode {
+            PgSslMode::Disable => SslMode::Disable,
+            PgSslMode::Allow => SslMode::Allow,
+            PgSslMode::Prefer => SslMode::Prefer,
+            PgSslMode::Require => SslMode::Require,
+            PgSslMode::VerifyCa => SslMode::VerifyCa,
+            PgSslMode::VerifyFull => SslMode::VerifyFull,
+        }
+    }
 }
 
 /// One `boundary:schema` pair of `ORISUN_PG_SCHEMAS`.
@@ -81,8 +101,8 @@ pub struct PostgresSection {
     )]
     pub pg_name: String,
 
-    /// PostgreSQL TLS mode: disable, allow or prefer (connections are plain for now;
-    /// require/verify-ca/verify-full are refused rather than silently downgraded).
+    /// PostgreSQL TLS mode: disable, allow, prefer, require, verify-ca or verify-full (libpq's
+    /// meanings; TLS by rustls).
     #[arg(
         long,
         env = "ORISUN_PG_SSLMODE",
@@ -93,6 +113,34 @@ pub struct PostgresSection {
         help_heading = "PostgreSQL"
     )]
     pub pg_sslmode: PgSslMode,
+
+    /// CA certificates (PEM) the server's certificate must chain to (verify-ca, verify-full,
+    /// and require when set).
+    #[arg(
+        long,
+        env = "ORISUN_PG_SSLROOTCERT",
+        value_name = "ORISUN_PG_SSLROOTCERT",
+        help_heading = "PostgreSQL"
+    )]
+    pub pg_sslrootcert: Option<PathBuf>,
+
+    /// Client certificate (PEM) for servers that authenticate clients by certificate.
+    #[arg(
+        long,
+        env = "ORISUN_PG_SSLCERT",
+        value_name = "ORISUN_PG_SSLCERT",
+        help_heading = "PostgreSQL"
+    )]
+    pub pg_sslcert: Option<PathBuf>,
+
+    /// The client certificate's private key (PEM).
+    #[arg(
+        long,
+        env = "ORISUN_PG_SSLKEY",
+        value_name = "ORISUN_PG_SSLKEY",
+        help_heading = "PostgreSQL"
+    )]
+    pub pg_sslkey: Option<PathBuf>,
 
     /// Comma-separated `boundary:schema` pairs: each boundary is created in that schema (its
     /// tables prefixed by the boundary name). Boundaries not listed go to schema `public`.
@@ -165,6 +213,12 @@ impl TryFrom<&PostgresSection> for PostgresConfig {
             listen: section.pg_listen_enabled,
             application_name: "orisun".to_owned(),
             connect_timeout: Duration::from_secs(10),
+            tls: PgTls {
+                mode: section.pg_sslmode.into(),
+                root_cert: section.pg_sslrootcert.clone(),
+                client_cert: section.pg_sslcert.clone(),
+                client_key: section.pg_sslkey.clone(),
+            },
         })
     }
 }

@@ -99,7 +99,7 @@ fn invalid_values_name_the_variable() {
             "ORISUN_GRPC_KEEP_ALIVE_TIME",
         ),
         (vec!["--logging-level", "loud"], "ORISUN_LOGGING_LEVEL"),
-        (vec!["--pg-sslmode", "require"], "ORISUN_PG_SSLMODE"),
+        (vec!["--pg-sslmode", "verify_ca"], "ORISUN_PG_SSLMODE"),
         (
             vec!["--grpc-enable-reflection", "maybe"],
             "ORISUN_GRPC_ENABLE_REFLECTION",
@@ -112,6 +112,36 @@ fn invalid_values_name_the_variable() {
         let err = parse(&args).expect_err(variable).to_string();
         assert!(err.contains(variable), "{variable}: {err}");
     }
+}
+
+#[test]
+fn postgres_tls_settings_reach_the_store_config() {
+    let c = parse(&[
+        "--pg-host",
+        "db",
+        "--pg-sslmode",
+        "VERIFY-FULL",
+        "--pg-sslrootcert",
+        "/etc/orisun/pg/ca.crt",
+        "--pg-sslcert",
+        "/etc/orisun/pg/client.crt",
+        "--pg-sslkey",
+        "/etc/orisun/pg/client.key",
+    ])
+    .expect("parses");
+    let pg = orisun_postgres::PostgresConfig::try_from(&c.postgres).expect("converts");
+    assert_eq!(pg.tls.mode, orisun_postgres::SslMode::VerifyFull);
+    assert_eq!(
+        pg.tls.root_cert.as_deref(),
+        Some(std::path::Path::new("/etc/orisun/pg/ca.crt"))
+    );
+    assert_eq!(
+        pg.tls.client_key.as_deref(),
+        Some(std::path::Path::new("/etc/orisun/pg/client.key"))
+    );
+    let plain = parse(&["--pg-host", "db"]).expect("parses");
+    let pg = orisun_postgres::PostgresConfig::try_from(&plain.postgres).expect("converts");
+    assert_eq!(pg.tls, orisun_postgres::PgTls::default());
 }
 
 #[test]
