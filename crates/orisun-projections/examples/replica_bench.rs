@@ -10,7 +10,7 @@
 //!   p50 and max over 10 runs.
 //!
 //! `cargo run -p orisun-projections --example replica_bench` (PostgreSQL from
-//! `ORISUN_TEST_PG_*`, as for the tests; takes about two minutes).
+//! `ORISUN_TEST_PG`, a libpq string, as for the tests; takes about a minute).
 
 use async_trait::async_trait;
 use orisun_core::{BoundaryName, JsonObject, NewEvent};
