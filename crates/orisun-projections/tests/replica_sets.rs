@@ -385,8 +385,22 @@ async fn exactly_once_through_churn() {
         applied().await < EVENTS as i64,
         "the kill should land mid-run"
     );
+    // Moving again: another worker holds each of a's partitions and has committed past where
+    // a left it.
+    let at_kill = replica_set_status(&*membership, None, "churn")
+        .await
+        .expect("status")
+        .expect("exists");
+    let checkpoint_at_kill = |p: u32| {
+        at_kill
+            .claims
+            .iter()
+            .find(|c| c.partition == p)
+            .and_then(|c| c.checkpoint)
+            .map_or(-1, |c| c.prepare)
+    };
     wait_for(
-        "a's partitions to move",
+        "a's partitions to move again",
         TTL + Duration::from_secs(2),
         async || {
             let Some(status) = replica_set_status(&*membership, None, "churn")
@@ -396,10 +410,11 @@ async fn exactly_once_through_churn() {
                 return false;
             };
             held.iter().all(|p| {
-                status
-                    .claims
-                    .iter()
-                    .any(|c| c.partition == *p && c.holder.as_deref().is_some_and(|h| h != "a"))
+                status.claims.iter().any(|c| {
+                    c.partition == *p
+                        && c.holder.as_deref().is_some_and(|h| h != "a")
+                        && c.checkpoint.map_or(-1, |c| c.prepare) > checkpoint_at_kill(*p)
+                })
             })
         },
     )

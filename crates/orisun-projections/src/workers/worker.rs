@@ -301,8 +301,11 @@ impl Worker {
         match result {
             Ok(()) => None,
             Err(e) if is_lease_loss(&e) => {
-                s.lost += 1;
-                metrics::partitions_lost(&self.config, 1);
+                // A partition dropped with the whole membership was counted then.
+                if s.partitions.contains_key(&p) {
+                    s.lost += 1;
+                    metrics::partitions_lost(&self.config, 1);
+                }
                 tracing::warn!(partition = p, projection = %name, error = %e, "partition lost; its last batch was not committed");
                 s.backoff.insert((p, j), Instant::now() + self.period());
                 self.publish(s);
