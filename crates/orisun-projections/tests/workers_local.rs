@@ -1,13 +1,18 @@
 //! Replica-set workers on the in-memory store with process-local membership and coordination
 //! (what the embedded backend uses): two workers in one process share the partitions, every
-//! event is handled, and when one stops the other takes over all of them.
+//! event is handled, and when one stops the other takes over all of them; a worker whose
+//! heartbeats lapse drops its partitions.
 
 use async_trait::async_trait;
 use orisun_core::{BoundaryName, JsonObject, NewEvent};
 use orisun_projections::workers::{replica_set_status, Worker, WorkerConfig, WorkerStatus};
 use orisun_projections::{Batch, Handler, HandlerError, Processor, ProjectionConfig};
-use orisun_store::{Coordination, EventStore, LocalCoordination, LocalMembership, MemoryStore};
+use orisun_store::{
+    ClaimRecord, Coordination, EventStore, LocalCoordination, LocalMembership, Membership,
+    MemoryStore, SetView, StoreError,
+};
 use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::watch;
@@ -145,4 +150,106 @@ async fn two_workers_share_then_one_takes_over() {
     .expect("two holds every partition, caught up");
     c2.cancel();
     t2.await.expect("joined").expect("clean stop");
+}
+
+/// Membership whose heartbeats fail on command.
+struct Flaky {
+    inner: LocalMembership,
+    failing: AtomicBool,
+}
+
+#[async_trait]
+impl Membership for Flaky {
+    async fn heartbeat(
+        &self,
+        set: &str,
+        worker: &str,
+        partitions: u32,
+        held: &[u32],
+        ttl: Duration,
+    ) -> Result<SetView, StoreError> {
+        if self.failing.load(Ordering::SeqCst) {
+            return Err(StoreError::unavailable("membership store down"));
+        }
+        self.inner
+            .heartbeat(set, worker, partitions, held, ttl)
+            .await
+    }
+
+    async fn leave(&self, set: &str, worker: &str) -> Result<(), StoreError> {
+        self.inner.leave(set, worker).await
+    }
+
+    async fn view(&self, set: &str) -> Result<Option<SetView>, StoreError> {
+        self.inner.view(set).await
+    }
+
+    async fn sets(&self) -> Result<Vec<String>, StoreError> {
+        self.inner.sets().await
+    }
+
+    async fn claims(&self, prefix: &str) -> Result<Vec<ClaimRecord>, StoreError> {
+        self.inner.claims(prefix).await
+    }
+}
+
+/// A worker whose heartbeats stop getting through drops every partition once its membership
+/// lapses (fail-safe), and takes them again when heartbeats succeed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_whose_heartbeats_lapse_drops_its_partitions() {
+    let store = Arc::new(MemoryStore::new());
+    let boundary = BoundaryName::new("lapse").expect("valid");
+    store.create_boundary(&boundary).await.expect("boundary");
+    append(&store, &boundary, 50).await;
+    let coordination = Arc::new(LocalCoordination::new());
+    let membership = Arc::new(Flaky {
+        inner: LocalMembership::with_coordination(coordination.clone()),
+        failing: AtomicBool::new(false),
+    });
+    let ttl = Duration::from_millis(600);
+    let config = WorkerConfig::new("lapse-set", 4)
+        .expect("valid")
+        .ttl(ttl)
+        .worker("solo");
+    let projection = ProjectionConfig::new("collect", boundary.clone()).expect("valid");
+    let seen = Arc::new(Seen::default());
+    let (s, c) = (store.clone(), coordination.clone());
+    let worker = Worker::new(membership.clone(), config).projection(projection, move |cfg| {
+        let coordination: Arc<dyn Coordination> = c.clone();
+        Processor::new(s.clone(), coordination, cfg, Collect(seen.clone()))
+    });
+    let mut status = worker.status();
+    let cancel = CancellationToken::new();
+    let task = tokio::spawn(worker.run(cancel.clone()));
+    until(&mut status, "all four partitions", |s| s.held.len() == 4).await;
+
+    membership.failing.store(true, Ordering::SeqCst);
+    let failed_at = tokio::time::Instant::now();
+    until(&mut status, "every partition dropped", |s| {
+        s.held.is_empty() && s.partitions_lost == 4
+    })
+    .await;
+    assert!(
+        failed_at.elapsed() >= ttl / 3,
+        "dropped before the membership could have lapsed"
+    );
+    // The processors stopped and gave their leases back.
+    tokio::time::timeout(Duration::from_secs(5), async {
+        while membership
+            .claims("projection@lapse-set:")
+            .await
+            .expect("claims")
+            .iter()
+            .any(|c| c.live)
+        {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("leases released");
+
+    membership.failing.store(false, Ordering::SeqCst);
+    until(&mut status, "the partitions back", |s| s.held.len() == 4).await;
+    cancel.cancel();
+    task.await.expect("joined").expect("clean stop");
 }
