@@ -125,6 +125,7 @@ mod config;
 mod coordination;
 mod db;
 mod error;
+mod membership;
 mod names;
 mod notify;
 mod read;
@@ -141,6 +142,7 @@ pub use coordination::PostgresCoordination;
 /// Classifies driver and pool errors as a `StoreError`, for code that runs its own statements
 /// next to the store's (library mode).
 pub use error::{db as store_error, pool as pool_error};
+pub use membership::PostgresMembership;
 pub use schema::migration_script;
 pub use store::PostgresStore;
 pub use tls::{PgTls, SslMode};

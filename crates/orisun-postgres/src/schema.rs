@@ -45,6 +45,11 @@ const CATALOG: &[Migration] = &[
         name: "coordination",
         sql: include_str!("../migrations/0002_coordination.sql"),
     },
+    Migration {
+        version: 3,
+        name: "membership",
+        sql: include_str!("../migrations/0003_membership.sql"),
+    },
 ];
 
 /// Changes to each boundary's tables, in order; templates rendered by [`ObjectNames::render`].

@@ -32,6 +32,9 @@ pub struct ProjectionConfig {
     pub(crate) mode: Mode,
     pub(crate) lease_ttl: Duration,
     pub(crate) worker: String,
+    /// The replica set running this projection, when a [`crate::workers::Worker`] runs it: part
+    /// of the lease and checkpoint names, so that two sets never share a partition.
+    pub(crate) replica_set: Option<String>,
 }
 
 impl ProjectionConfig {
@@ -65,6 +68,7 @@ impl ProjectionConfig {
             mode: Mode::Continuous,
             lease_ttl: Duration::from_secs(10),
             worker: format!("worker-{}", uuid::Uuid::new_v4().simple()),
+            replica_set: None,
         })
     }
 
@@ -122,10 +126,33 @@ impl ProjectionConfig {
         &self.name
     }
 
+    /// The boundary it follows.
+    pub fn boundary(&self) -> &BoundaryName {
+        &self.boundary
+    }
+
+    /// Runs in replica set `set` (set by the worker; see [`crate::workers`]).
+    pub(crate) fn in_replica_set(mut self, set: &str) -> Self {
+        self.replica_set = Some(set.to_owned());
+        self
+    }
+
     /// The name of this partition's lease and checkpoint:
-    /// `projection:<boundary>:<name>:<index>/<count>`. The count is part of it, so a projection
-    /// repartitioned to another count starts from the beginning (rebuild its read model).
+    /// `projection:<boundary>:<name>:<index>/<count>`, or, run by a replica-set worker,
+    /// `projection@<set>:<boundary>:<name>:<index>/<count>`. The count is part of it, so a
+    /// projection repartitioned to another count starts from the beginning (rebuild its read
+    /// model).
     pub fn checkpoint_name(&self) -> String {
+        if let Some(set) = &self.replica_set {
+            return format!(
+                "{}{}:{}:{}/{}",
+                crate::workers::claim_prefix(set),
+                self.boundary,
+                self.name,
+                self.partition.index(),
+                self.partition.count()
+            );
+        }
         format!(
             "projection:{}:{}:{}/{}",
             self.boundary,

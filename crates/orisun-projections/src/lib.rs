@@ -36,6 +36,12 @@
 //! partition at a time, and every checkpoint move is fenced by the lease's epoch. Four
 //! partitions in four tasks or processes build the same read model as one.
 //!
+//! # Replica sets
+//!
+//! [`workers::Worker`] joins a named replica set and is given a share of each projection's
+//! partitions automatically; partitions move between workers, one at a time and fenced, when
+//! workers join, leave or die. See [`workers`] for the strategy and its guarantees.
+//!
 //! # Observability
 //!
 //! [`Processor::progress`] reports checkpoint, head, lag and counts; `tracing` spans
@@ -56,6 +62,7 @@ mod scope;
 mod sink;
 #[cfg(feature = "testsuite")]
 pub mod testsuite;
+pub mod workers;
 
 pub use config::{Mode, ProjectionConfig, MAX_NAME_LEN};
 pub use error::ProjectionError;

@@ -82,6 +82,11 @@ impl Partition {
         self
     }
 
+    /// The custom key function, if any.
+    pub(crate) fn key(&self) -> Option<KeyFn> {
+        self.key.clone()
+    }
+
     /// This partition's index.
     pub fn index(&self) -> u32 {
         self.index

@@ -5,6 +5,12 @@
 //! migrations), fenced by the partition's lease in `orisun.leases`: the save takes a share lock
 //! on the lease row and checks holder, epoch and expiry, so a worker that lost its partition
 //! cannot commit, and its read-model writes roll back with it.
+//!
+//! Each batch's transaction also sets `idle_in_transaction_session_timeout` to the lease TTL:
+//! a worker paused inside the transaction (SIGSTOP, a stalled host) is disconnected by the
+//! server after the TTL, so it cannot hold row locks (a read model's unique index entries,
+//! the lease row) that its successor needs. A handler must therefore not sit idle inside the
+//! transaction (doing other work between statements) for longer than the TTL.
 
 use crate::config::ProjectionConfig;
 use crate::handler::{Batch, HandlerError};
@@ -38,6 +44,9 @@ pub fn processor(
         pool: store.pool().clone(),
         coordination: coordination.clone(),
         handler: Arc::new(handler),
+        idle_timeout_ms: u64::try_from(config.lease_ttl.as_millis())
+            .unwrap_or(u64::MAX)
+            .min(i32::MAX as u64),
     });
     let store: Arc<dyn EventStore> = Arc::new(store.clone());
     Processor::with_sink(store, coordination, config, sink)
@@ -47,6 +56,8 @@ struct InTransaction {
     pool: Pool,
     coordination: Arc<PostgresCoordination>,
     handler: Arc<dyn TransactionalHandler>,
+    /// The lease TTL in milliseconds: the longest a batch's transaction may sit idle.
+    idle_timeout_ms: u64,
 }
 
 #[async_trait]
@@ -65,6 +76,12 @@ impl Sink for InTransaction {
             .transaction()
             .await
             .map_err(|e| CommitError::Store(store_error("projection batch: begin", e)))?;
+        tx.batch_execute(&format!(
+            "SET LOCAL idle_in_transaction_session_timeout = {}",
+            self.idle_timeout_ms
+        ))
+        .await
+        .map_err(|e| CommitError::Store(store_error("projection batch: idle timeout", e)))?;
         if !batch.events.is_empty() {
             self.handler
                 .handle(&tx, batch)

@@ -3,6 +3,7 @@
 //! projection partition) are elected with a lease and record progress with a fenced checkpoint,
 //! so a node that lost its lease can never move a checkpoint its successor relies on.
 
+use crate::membership::ClaimRecord;
 use crate::StoreError;
 use async_trait::async_trait;
 use orisun_core::Position;
@@ -96,6 +97,29 @@ impl LocalCoordination {
             .is_some_and(|(holder, epoch, until)| {
                 holder == &lease.holder && *epoch == lease.epoch && *until > Instant::now()
             })
+    }
+}
+
+impl LocalCoordination {
+    /// Returns the leases whose names start with `prefix`, with their checkpoints.
+    pub(crate) fn claims(&self, prefix: &str) -> Vec<ClaimRecord> {
+        let now = Instant::now();
+        let state = self.state.lock();
+        let checkpoints = &state.checkpoints;
+        let mut claims: Vec<ClaimRecord> = state
+            .leases
+            .iter()
+            .filter(|(name, _)| name.starts_with(prefix))
+            .map(|(name, (holder, epoch, until))| ClaimRecord {
+                name: name.clone(),
+                holder: holder.clone(),
+                epoch: *epoch,
+                live: *until > now,
+                checkpoint: checkpoints.get(name).copied(),
+            })
+            .collect();
+        claims.sort_by(|a, b| a.name.cmp(&b.name));
+        claims
     }
 }
 

@@ -1,9 +1,11 @@
 //! The `orisun` command: `serve` runs the event store server (also the default with no
 //! subcommand, configured by `ORISUN_*` variables), `call` sends one RPC as JSON, `bench`
-//! benchmarks a server (see `orisun-bench`), `migrations print` writes the PostgreSQL schema.
+//! benchmarks a server (see `orisun-bench`), `migrations print` writes the PostgreSQL schema,
+//! `projections status` shows the replica sets of projection workers.
 
 mod call;
 mod migrations;
+mod projections;
 mod serve;
 
 use clap::{Parser, Subcommand};
@@ -30,6 +32,8 @@ enum Command {
     Bench(Box<orisun_bench::BenchOptions>),
     /// Works with the PostgreSQL schema: `print` writes the SQL Orisun would apply.
     Migrations(migrations::MigrationsArgs),
+    /// Works with projection workers: `status` shows replica sets, holders, checkpoints, lag.
+    Projections(projections::ProjectionsArgs),
 }
 
 fn main() -> ExitCode {
@@ -51,6 +55,7 @@ fn main() -> ExitCode {
             Some(Command::Call(args)) => call::run(*args).await,
             Some(Command::Bench(opts)) => orisun_bench::run(*opts).await.map(|_| ()),
             Some(Command::Migrations(args)) => migrations::run(args),
+            Some(Command::Projections(args)) => projections::run(args).await,
         }
     });
     match result {

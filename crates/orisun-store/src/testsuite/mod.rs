@@ -3,6 +3,7 @@
 //! coordination suite.
 
 pub mod coordination;
+pub mod membership;
 
 use crate::{
     AppendOutcome, Coordination, EventStore, EventStream, HeadWatch, LatestByCriteria, Lease,
