@@ -502,6 +502,27 @@ def _():
     assert len(events) == 4, events
 
 
+@check("PublishToPubSub / SubscribeToPubSub on the old service are today's pub/sub")
+def _():
+    import pubsub_pb2
+    import pubsub_pb2_grpc
+
+    call = legacy.SubscribeToPubSub(
+        old.SubscribeRequest(subject=f"legacy_{RUN}.*", consumer_name="billing"), metadata=AUTH
+    )
+    received, thread = pump(call)
+    # The subscriber has joined once the response headers arrived.
+    call.initial_metadata()
+    legacy.PublishToPubSub(old.PublishRequest(id="m1", subject=f"legacy_{RUN}.placed", data=b"old"), metadata=AUTH)
+    pubsub_pb2_grpc.PubSubStub(channel).PublishToPubSub(
+        pubsub_pb2.PublishRequest(id="m2", subject=f"legacy_{RUN}.paid", data=b"new"), metadata=AUTH
+    )
+    got = [received.get(timeout=10).message for _ in range(2)]
+    assert [(m.id, m.data) for m in got] == [("m1", b"old"), ("m2", b"new")], got
+    call.cancel()
+    thread.join(timeout=10)
+
+
 @check("Admin CreateIndex / DropIndex behave as EventStore's")
 def _():
     request = es.CreateIndexRequest(

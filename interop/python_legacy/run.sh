@@ -6,7 +6,7 @@
 # Uses the virtualenv of interop/python (same pinned grpcio and grpcio-tools, created once under
 # target/interop-venv; ORISUN_PY_VENV overrides it), generates Python stubs from the 2025 proto
 # (crates/orisun-proto/proto/legacy/eventstore_2025.proto, package `eventstore`) and from today's
-# eventstore.proto and admin.proto into a temporary directory, and runs legacy_test.py.
+# eventstore.proto, admin.proto and pubsub.proto into a temporary directory, and runs legacy_test.py.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -36,6 +36,6 @@ trap 'rm -rf "$stubs"' EXIT
 "$venv/bin/python" -m grpc_tools.protoc \
     -I "$root/crates/orisun-proto/proto" \
     --python_out="$stubs" --grpc_python_out="$stubs" \
-    eventstore.proto admin.proto
+    eventstore.proto admin.proto pubsub.proto
 
 PYTHONPATH="$stubs" "$venv/bin/python" "$here/legacy_test.py" "$@"

@@ -440,3 +440,74 @@ async fn admin_index_rpcs(backend: Backend) {
     let refused = ops.create_index(request).await.expect_err("needs ADMIN");
     assert_eq!(refused.code(), Code::PermissionDenied);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pubsub_through_the_old_service_is_todays_pubsub() {
+    let server = TestServer::start(Backend::Memory).await;
+    let mut legacy = old_client(&server).await;
+    let mut today = pb::pub_sub_client::PubSubClient::with_interceptor(
+        server.channel().await,
+        Credentials::basic(ADMIN.0, ADMIN.1),
+    );
+    let mut messages = legacy
+        .subscribe_to_pub_sub(old::SubscribeRequest {
+            subject: "orders.*".into(),
+            consumer_name: "billing".into(),
+        })
+        .await
+        .expect("joined")
+        .into_inner();
+    legacy
+        .publish_to_pub_sub(old::PublishRequest {
+            id: "m1".into(),
+            subject: "orders.placed".into(),
+            data: b"old".to_vec(),
+        })
+        .await
+        .expect("published through the old service");
+    today
+        .publish_to_pub_sub(pb::PublishRequest {
+            id: "m2".into(),
+            subject: "orders.paid".into(),
+            data: b"new".to_vec(),
+        })
+        .await
+        .expect("published through orisun.PubSub");
+    for (id, data) in [("m1", b"old"), ("m2", b"new")] {
+        let message = tokio::time::timeout(Duration::from_secs(10), messages.next())
+            .await
+            .expect("a message in time")
+            .expect("an item")
+            .expect("a message")
+            .message
+            .expect("set");
+        assert_eq!(
+            (message.id.as_str(), message.data.as_slice()),
+            (id, &data[..])
+        );
+    }
+    let wildcard = || old::PublishRequest {
+        id: String::new(),
+        subject: "orders.*".into(),
+        data: vec![],
+    };
+    let expected = today
+        .publish_to_pub_sub(pb::PublishRequest {
+            id: String::new(),
+            subject: "orders.*".into(),
+            data: vec![],
+        })
+        .await
+        .expect_err("wildcard subject");
+    assert_status(
+        legacy.publish_to_pub_sub(wildcard()).await,
+        Code::InvalidArgument,
+        expected.message(),
+    );
+    let mut anonymous = OldClient::new(server.channel().await);
+    let refused = anonymous
+        .publish_to_pub_sub(old::PublishRequest::default())
+        .await
+        .expect_err("needs credentials");
+    assert_eq!(refused.code(), Code::Unauthenticated);
+}

@@ -5,7 +5,8 @@
 //! `orisun_proto::legacy::v2025` for the name and version mapping). Everything else is
 //! today's `orisun.EventStore`: the same validation and messages, the same role checks, the
 //! same redaction of the admin boundary, and subscriptions that are today's subscriptions with
-//! their events converted.
+//! their events converted. Its pub/sub RPCs (on this service until August 2025) are today's
+//! `orisun.PubSub` with the messages converted.
 
 use crate::admin_boundary::{guard_save, redact};
 use crate::auth::{self, Role};
@@ -13,6 +14,7 @@ use crate::event_store::EventStoreService;
 use futures::{Stream, StreamExt};
 use orisun_aggregates::Aggregates;
 use orisun_core::{BoundaryName, Position, Query, StoredEvent};
+use orisun_nats::PubSubService;
 use orisun_proto::convert::{self, invalid, status};
 use orisun_proto::legacy::eventstore_2025::{self as old, event_store_server};
 use orisun_proto::legacy::v2025;
@@ -35,6 +37,7 @@ pub struct EventStore2025 {
     today: EventStoreService,
     store: Arc<dyn EventStore>,
     admin_boundary: BoundaryName,
+    pubsub: Option<PubSubService>,
 }
 
 impl EventStore2025 {
@@ -49,7 +52,21 @@ impl EventStore2025 {
             today,
             store,
             admin_boundary,
+            pubsub: None,
         }
+    }
+
+    /// Serves `PublishToPubSub` / `SubscribeToPubSub` with `pubsub` (today's `orisun.PubSub`
+    /// service); without it they are `UNIMPLEMENTED`.
+    pub fn with_pubsub(mut self, pubsub: PubSubService) -> Self {
+        self.pubsub = Some(pubsub);
+        self
+    }
+
+    fn pubsub(&self) -> Result<&PubSubService, Status> {
+        self.pubsub
+            .as_ref()
+            .ok_or_else(|| Status::unimplemented("pub/sub is not served by this server"))
     }
 
     /// Wraps the service for a tonic router.
@@ -271,7 +288,57 @@ impl event_store_server::EventStore for EventStore2025 {
         auth::caller(&request)?;
         Ok(Response::new(old::PingResponse {}))
     }
+
+    async fn publish_to_pub_sub(
+        &self,
+        request: Request<old::PublishRequest>,
+    ) -> Result<Response<()>, Status> {
+        use orisun_proto::pub_sub_server::PubSub as _;
+        auth::caller(&request)?;
+        let (metadata, extensions, r) = request.into_parts();
+        let today = pb::PublishRequest {
+            id: r.id,
+            subject: r.subject,
+            data: r.data,
+        };
+        self.pubsub()?
+            .publish_to_pub_sub(Request::from_parts(metadata, extensions, today))
+            .await
+    }
+
+    type SubscribeToPubSubStream = PubSubStream;
+
+    async fn subscribe_to_pub_sub(
+        &self,
+        request: Request<old::SubscribeRequest>,
+    ) -> Result<Response<PubSubStream>, Status> {
+        use orisun_proto::pub_sub_server::PubSub as _;
+        auth::caller(&request)?;
+        let (metadata, extensions, r) = request.into_parts();
+        let today = pb::SubscribeRequest {
+            subject: r.subject,
+            consumer_name: r.consumer_name,
+        };
+        let response = self
+            .pubsub()?
+            .subscribe_to_pub_sub(Request::from_parts(metadata, extensions, today))
+            .await?;
+        let (metadata, messages, extensions) = response.into_parts();
+        let messages: PubSubStream = Box::pin(messages.map(|item| {
+            item.map(|r| old::SubscribeResponse {
+                message: r.message.map(|m| old::Message {
+                    id: m.id,
+                    subject: m.subject,
+                    data: m.data,
+                }),
+            })
+        }));
+        Ok(Response::from_parts(metadata, messages, extensions))
+    }
 }
+
+/// The stream `SubscribeToPubSub` answers with.
+pub type PubSubStream = Pin<Box<dyn Stream<Item = Result<old::SubscribeResponse, Status>> + Send>>;
 
 /// Runs today's subscription for `request` (with the caller's metadata and extensions, so it
 /// sees the same caller) and converts its events; with `after_version`, events of a lower or
