@@ -12,7 +12,7 @@ use crate::admin_boundary::{guard_save, redact};
 use crate::auth::{self, Role};
 use crate::event_store::EventStoreService;
 use futures::{Stream, StreamExt};
-use orisun_aggregates::Aggregates;
+use orisun_aggregates::{AggregateId, Aggregates};
 use orisun_core::{BoundaryName, Position, Query, StoredEvent};
 use orisun_nats::PubSubService;
 use orisun_proto::convert::{self, invalid, status};
@@ -107,13 +107,9 @@ fn write_result(
     response
 }
 
-/// The stream named by a request, if any. A stream message with an empty name is bad input.
-fn named_stream(
-    field: &str,
-    name: Option<&str>,
-) -> Result<Option<orisun_aggregates::AggregateId>, Status> {
-    name.map(|name| v2025::stream_aggregate(field, name).map_err(invalid))
-        .transpose()
+/// The aggregate a request's stream name stands for (an empty name is bad input).
+fn stream_of(field: &str, name: &str) -> Result<AggregateId, Status> {
+    v2025::stream_aggregate(field, name).map_err(invalid)
 }
 
 #[tonic::async_trait]
@@ -129,8 +125,7 @@ impl event_store_server::EventStore for EventStore2025 {
         guard_save(&boundary, &self.admin_boundary, &events)?;
         match request.stream {
             Some(stream) => {
-                let aggregate =
-                    named_stream("stream.name", Some(&stream.name))?.expect("a name was given");
+                let aggregate = stream_of("stream.name", &stream.name)?;
                 if request.consistency_condition.is_some() {
                     return Err(Status::invalid_argument(
                         "consistency_condition: cannot be combined with stream (a stream save \
@@ -191,8 +186,7 @@ impl event_store_server::EventStore for EventStore2025 {
         let read = v2025::read_request(&request)?;
         let events = match &request.stream {
             Some(stream) => {
-                let aggregate =
-                    named_stream("stream.name", Some(&stream.name))?.expect("a name was given");
+                let aggregate = stream_of("stream.name", &stream.name)?;
                 let from = u64::try_from(stream.from_version).map_err(|_| {
                     Status::invalid_argument(format!(
                         "stream.from_version: must be >= 0, got {}",
@@ -241,7 +235,7 @@ impl event_store_server::EventStore for EventStore2025 {
         auth::caller(&request)?;
         let (metadata, extensions, request) = request.into_parts();
         let boundary = convert::boundary(&request.boundary)?;
-        let aggregate = named_stream("stream", Some(&request.stream))?.expect("a name was given");
+        let aggregate = stream_of("stream", &request.stream)?;
         if request.after_version < -1 {
             return Err(Status::invalid_argument(format!(
                 "after_version: must be -1 (from the first event) or a version >= 0, got {}",
