@@ -1,4 +1,5 @@
-//! Generates the gRPC code and a file descriptor set (for reflection) from `proto/`.
+//! Generates the gRPC code and a file descriptor set (for reflection) from `proto/` (today's
+//! package `orisun`) and `proto/legacy/` (older packages still served).
 
 use std::path::PathBuf;
 
@@ -13,6 +14,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 "proto/eventstore.proto",
                 "proto/admin.proto",
                 "proto/pubsub.proto",
+                "proto/legacy/eventstore_2025.proto",
             ],
             &["proto"],
         )?;

@@ -174,7 +174,7 @@ pub fn event_tags(data: &JsonObject) -> impl Iterator<Item = (&str, Cow<'_, str>
 }
 
 /// Returns the text a tag compares a JSON value against, or `None` when the value cannot match.
-pub(crate) fn tag_text(value: &Value) -> Option<Cow<'_, str>> {
+pub fn tag_text(value: &Value) -> Option<Cow<'_, str>> {
     match value {
         Value::String(s) => Some(Cow::Borrowed(s)),
         Value::Number(n) => Some(Cow::Owned(n.to_string())),

@@ -11,6 +11,8 @@ mod query;
 
 pub use boundary::BoundaryName;
 pub use error::Invalid;
-pub use event::{event_tags, tag_hash, JsonObject, NewEvent, StoredEvent, TagHash, EVENT_TYPE_KEY};
+pub use event::{
+    event_tags, tag_hash, tag_text, JsonObject, NewEvent, StoredEvent, TagHash, EVENT_TYPE_KEY,
+};
 pub use position::Position;
 pub use query::{AppendCondition, Criterion, Direction, Query, ReadRequest, Tag, MAX_READ_LIMIT};

@@ -2,7 +2,8 @@
 //! (package `orisun`, wire-compatible with Go Orisun) and `proto/pubsub.proto` (our PubSub
 //! service, with Go Orisun's 2024 message shapes), the descriptor set for reflection, the
 //! conversions between wire messages and the domain model for a server ([`convert`]) and a client
-//! ([`client`]), and the storage error <-> status mapping ([`status`]).
+//! ([`client`]), and the storage error <-> status mapping ([`status`]). [`legacy`] holds the
+//! older wire APIs still served (`proto/legacy/`) and their conversions.
 
 #[allow(clippy::all, missing_docs)]
 mod generated {
@@ -11,6 +12,7 @@ mod generated {
 
 pub mod client;
 pub mod convert;
+pub mod legacy;
 pub mod status;
 
 pub use generated::*;
@@ -22,5 +24,6 @@ pub use generated::*;
 /// ignore it.
 pub const ALREADY_STORED_HEADER: &str = "x-orisun-already-stored";
 
-/// The encoded file descriptor set of our .proto files, served by gRPC reflection.
+/// The encoded file descriptor set of our .proto files (today's and the legacy ones), served by
+/// gRPC reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("orisun_descriptor");

@@ -23,6 +23,7 @@
 
 use crate::auth::{self, Auth, Caller, Role};
 use crate::catalog::{Catalog, Provisioner, StartupBoundary, StoreProvisioner};
+use crate::indexes;
 use crate::users::{NewUser, User};
 use orisun_core::{BoundaryName, Invalid};
 use orisun_proto::admin_server::Admin;
@@ -31,7 +32,9 @@ use orisun_store::EventStore;
 use std::sync::Arc;
 use tonic::{Request, Response, Status};
 
-/// The `orisun.Admin` service: users and the boundary catalog.
+/// The `orisun.Admin` service: users and the boundary catalog, plus `CreateIndex`/`DropIndex`
+/// where Go Orisun served them from 2026-02-27 to 2026-05-29 (the same handlers as
+/// `orisun.EventStore`'s, in [`crate::indexes`]).
 ///
 /// Every RPC needs role `ADMIN`, except `ChangePassword`, which any authenticated user may call
 /// for their own user id. (Go Orisun checks no role on Admin RPCs.) Serve it behind
@@ -246,5 +249,21 @@ impl Admin for AdminService {
         Ok(Response::new(pb::GetEventCountResponse {
             count: i64::try_from(count).unwrap_or(i64::MAX),
         }))
+    }
+
+    /// Go Orisun's Admin RPC of 2026-02..05; the same as `EventStore.CreateIndex`.
+    async fn create_index(
+        &self,
+        request: Request<pb::CreateIndexRequest>,
+    ) -> Result<Response<pb::CreateIndexResponse>, Status> {
+        indexes::create_index(self.store.as_ref(), &self.catalog.admin_boundary, request).await
+    }
+
+    /// Go Orisun's Admin RPC of 2026-02..05; the same as `EventStore.DropIndex`.
+    async fn drop_index(
+        &self,
+        request: Request<pb::DropIndexRequest>,
+    ) -> Result<Response<pb::DropIndexResponse>, Status> {
+        indexes::drop_index(self.store.as_ref(), &self.catalog.admin_boundary, request).await
     }
 }

@@ -226,45 +226,14 @@ impl event_store_server::EventStore for EventStoreService {
         &self,
         request: Request<pb::CreateIndexRequest>,
     ) -> Result<Response<pb::CreateIndexResponse>, Status> {
-        let caller = auth::caller(&request)?;
-        caller.require_any(&[Role::Admin])?;
-        let request = request.into_inner();
-        let boundary = convert::boundary(&request.boundary)?;
-        let index = indexes::validate_create(boundary, &request).map_err(convert::invalid)?;
-        self.require_boundary(&index.boundary).await?;
-        let recorded = indexes::record_create(
-            self.store.as_ref(),
-            &self.admin_boundary,
-            &index,
-            &caller.user_id,
-        )
-        .await
-        .map_err(status)?;
-        tracing::info!(boundary = %index.boundary, name = %index.name, recorded, "index created");
-        Ok(Response::new(pb::CreateIndexResponse {}))
+        indexes::create_index(self.store.as_ref(), &self.admin_boundary, request).await
     }
 
     async fn drop_index(
         &self,
         request: Request<pb::DropIndexRequest>,
     ) -> Result<Response<pb::DropIndexResponse>, Status> {
-        let caller = auth::caller(&request)?;
-        caller.require_any(&[Role::Admin])?;
-        let request = request.into_inner();
-        let boundary = convert::boundary(&request.boundary)?;
-        let name = indexes::validate_name(&request.name).map_err(convert::invalid)?;
-        self.require_boundary(&boundary).await?;
-        let recorded = indexes::record_drop(
-            self.store.as_ref(),
-            &self.admin_boundary,
-            &boundary,
-            &name,
-            &caller.user_id,
-        )
-        .await
-        .map_err(status)?;
-        tracing::info!(%boundary, %name, recorded, "index dropped");
-        Ok(Response::new(pb::DropIndexResponse {}))
+        indexes::drop_index(self.store.as_ref(), &self.admin_boundary, request).await
     }
 }
 

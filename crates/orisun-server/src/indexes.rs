@@ -8,11 +8,16 @@
 //! `$IndexCreated` / `$IndexDropped` event in the admin boundary (durable, visible to operators,
 //! ready for backends that may want to use it). Like Go's `IF NOT EXISTS` / `IF EXISTS`, creating
 //! an existing index or dropping a missing one succeeds without change.
+//!
+//! [`create_index`] and [`drop_index`] are the whole RPCs, shared by `orisun.EventStore` (where
+//! today's clients call them) and `orisun.Admin` (where Go Orisun served them from 2026-02-27 to
+//! 2026-05-29), so both answer alike.
 
+use crate::auth::{self, Role};
 use orisun_core::{
     AppendCondition, BoundaryName, Criterion, Invalid, JsonObject, NewEvent, Query, Tag,
 };
-use orisun_proto as pb;
+use orisun_proto::{self as pb, convert};
 use orisun_store::{EventStore, StoreError};
 use serde_json::{json, Value};
 use uuid::Uuid;
@@ -27,6 +32,46 @@ pub const OPERATORS: [&str; 5] = ["=", ">", "<", ">=", "<="];
 
 /// How many times a record is retried when a concurrent change to the same index wins.
 const ATTEMPTS: usize = 5;
+
+/// The `CreateIndex` RPC: role `ADMIN`, a valid request, an existing boundary; records the
+/// index in `admin_boundary`.
+pub async fn create_index(
+    store: &dyn EventStore,
+    admin_boundary: &BoundaryName,
+    request: tonic::Request<pb::CreateIndexRequest>,
+) -> Result<tonic::Response<pb::CreateIndexResponse>, tonic::Status> {
+    let caller = auth::caller(&request)?;
+    caller.require_any(&[Role::Admin])?;
+    let request = request.into_inner();
+    let boundary = convert::boundary(&request.boundary)?;
+    let index = validate_create(boundary, &request).map_err(convert::invalid)?;
+    store.head(&index.boundary).await.map_err(convert::status)?;
+    let recorded = record_create(store, admin_boundary, &index, &caller.user_id)
+        .await
+        .map_err(convert::status)?;
+    tracing::info!(boundary = %index.boundary, name = %index.name, recorded, "index created");
+    Ok(tonic::Response::new(pb::CreateIndexResponse {}))
+}
+
+/// The `DropIndex` RPC: role `ADMIN`, a valid name, an existing boundary; records the drop in
+/// `admin_boundary`.
+pub async fn drop_index(
+    store: &dyn EventStore,
+    admin_boundary: &BoundaryName,
+    request: tonic::Request<pb::DropIndexRequest>,
+) -> Result<tonic::Response<pb::DropIndexResponse>, tonic::Status> {
+    let caller = auth::caller(&request)?;
+    caller.require_any(&[Role::Admin])?;
+    let request = request.into_inner();
+    let boundary = convert::boundary(&request.boundary)?;
+    let name = validate_name(&request.name).map_err(convert::invalid)?;
+    store.head(&boundary).await.map_err(convert::status)?;
+    let recorded = record_drop(store, admin_boundary, &boundary, &name, &caller.user_id)
+        .await
+        .map_err(convert::status)?;
+    tracing::info!(%boundary, %name, recorded, "index dropped");
+    Ok(tonic::Response::new(pb::DropIndexResponse {}))
+}
 
 /// A validated `CreateIndexRequest`.
 #[derive(Debug, Clone, PartialEq)]

@@ -16,6 +16,7 @@ pub mod config;
 mod error;
 pub mod event_store;
 pub mod indexes;
+pub mod legacy;
 pub mod oversize;
 mod server;
 pub mod shutdown;

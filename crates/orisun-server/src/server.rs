@@ -9,6 +9,7 @@ use crate::catalog::StartupBoundary;
 use crate::config::Config;
 use crate::error::ServerError;
 use crate::event_store::EventStoreService;
+use crate::legacy::eventstore_2025::EventStore2025;
 use crate::oversize::OversizeLayer;
 use crate::shutdown;
 use crate::subscriptions::SubscriberRegistry;
@@ -133,6 +134,7 @@ pub async fn serve_with_backend(
             subscribers,
             trigger.signal(),
         );
+        let today_event_store = event_store.clone();
         let event_store = EventStoreServer::new(event_store)
             .accept_compressed(CompressionEncoding::Gzip)
             .send_compressed(CompressionEncoding::Gzip)
@@ -164,8 +166,22 @@ pub async fn serve_with_backend(
             Some(handle) => handle.pubsub(),
             None => Arc::new(orisun_nats::LocalPubSub::default()),
         };
-        let pubsub = orisun_nats::PubSubService::new(pubsub)
-            .with_shutdown(stopping(trigger.signal()))
+        let pubsub_service =
+            orisun_nats::PubSubService::new(pubsub).with_shutdown(stopping(trigger.signal()));
+        // The 2025 `eventstore.EventStore` runs on today's services (its subscriptions and
+        // pub/sub are today's), so old and new clients share one log.
+        let legacy_2025 = EventStore2025::new(
+            today_event_store,
+            store.clone(),
+            config.auth.admin_boundary.clone(),
+        )
+        .with_pubsub(pubsub_service.clone())
+        .into_server()
+        .accept_compressed(CompressionEncoding::Gzip)
+        .send_compressed(CompressionEncoding::Gzip)
+        .max_decoding_message_size(config.grpc.grpc_max_receive_message_size)
+        .max_encoding_message_size(config.grpc.grpc_max_send_message_size);
+        let pubsub = pubsub_service
             .into_server()
             .accept_compressed(CompressionEncoding::Gzip)
             .send_compressed(CompressionEncoding::Gzip)
@@ -190,7 +206,8 @@ pub async fn serve_with_backend(
             .add_service(health_service)
             .add_service(event_store)
             .add_service(admin)
-            .add_service(pubsub);
+            .add_service(pubsub)
+            .add_service(legacy_2025);
         if config.grpc.grpc_enable_reflection {
             let v1 = tonic_reflection::server::Builder::configure()
                 .register_encoded_file_descriptor_set(orisun_proto::FILE_DESCRIPTOR_SET)

@@ -340,6 +340,11 @@ async fn reflection_and_health(addr: SocketAddr) {
     let names: Vec<String> = services.service.into_iter().map(|s| s.name).collect();
     assert!(names.contains(&"orisun.EventStore".to_owned()), "{names:?}");
     assert!(names.contains(&"orisun.Admin".to_owned()), "{names:?}");
+    // The 2025 package is served (and listed) next to today's.
+    assert!(
+        names.contains(&"eventstore.EventStore".to_owned()),
+        "{names:?}"
+    );
 
     // The standard health service is the one exemption.
     let mut health = tonic_health::pb::health_client::HealthClient::new(channel(addr).await);

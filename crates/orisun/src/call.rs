@@ -168,9 +168,16 @@ fn find_method(pool: &DescriptorPool, name: &str) -> anyhow::Result<MethodDescri
             .collect(),
         None => all().filter(|m| m.name() == name).collect(),
     };
-    match found.as_slice() {
-        [one] => Ok(one.clone()),
-        [] => bail!("unknown RPC {name:?} (see `orisun call --list`)"),
+    // A bare name that today's package and an older one share (`SaveEvents` is also
+    // `eventstore.EventStore/SaveEvents`) means today's RPC; older ones are named in full.
+    let today: Vec<&MethodDescriptor> = found
+        .iter()
+        .filter(|m| m.parent_service().package_name() == "orisun")
+        .collect();
+    match (found.as_slice(), today.as_slice()) {
+        ([one], _) => Ok(one.clone()),
+        (_, [one]) => Ok((*one).clone()),
+        ([], _) => bail!("unknown RPC {name:?} (see `orisun call --list`)"),
         _ => bail!("{name:?} is ambiguous: name the service, e.g. orisun.EventStore/{name}"),
     }
 }
@@ -373,6 +380,18 @@ mod tests {
             "ListUsers"
         );
         assert_eq!(find_method(&pool, "Ping").expect("short").name(), "Ping");
+        // Bare names shared with the 2025 package mean today's RPC.
+        let save = find_method(&pool, "SaveEvents").expect("short");
+        assert_eq!(save.parent_service().full_name(), "orisun.EventStore");
+        let old = find_method(&pool, "eventstore.EventStore/SaveEvents").expect("full");
+        assert_eq!(old.parent_service().full_name(), "eventstore.EventStore");
+        assert_eq!(
+            find_method(&pool, "CatchUpSubscribeToStream")
+                .expect("only in 2025")
+                .parent_service()
+                .full_name(),
+            "eventstore.EventStore"
+        );
         assert!(find_method(&pool, "Nope").is_err());
     }
 

@@ -141,6 +141,8 @@ fn call_every_kind_of_rpc_then_sigterm() {
     let list = orisun().args(["call", "--list"]).output().expect("list");
     assert!(stdout(&list).contains("orisun.EventStore/CatchUpSubscribeToEvents (stream)"));
     assert!(stdout(&list).contains("orisun.Admin/CreateUser"));
+    assert!(stdout(&list).contains("orisun.Admin/CreateIndex"));
+    assert!(stdout(&list).contains("eventstore.EventStore/CatchUpSubscribeToStream (stream)"));
 
     let ping = server.call(&["orisun.EventStore/Ping"]);
     assert!(ping.status.success(), "{}", stderr(&ping));
