@@ -53,7 +53,8 @@ function cell(tr, text, cls) {
   tr.appendChild(td);
   return td;
 }
-const pos = (p) => (p ? p.commit + ":" + p.prepare : "–");
+const pos = (p) => (p && p.commit >= 0 ? p.commit + ":" + p.prepare : "–");
+const when = (iso) => iso.replace("T", " ").slice(0, 19);
 function summary(data) {
   const text = typeof data === "string" ? data : JSON.stringify(data);
   return text.length > 120 ? text.slice(0, 117) + "…" : text;
@@ -166,7 +167,7 @@ async function loadEvents(dir, from) {
     td.appendChild(b);
     tr.appendChild(td);
     cell(tr, ev.event_type);
-    cell(tr, new Date(ev.date_created).toLocaleString());
+    cell(tr, when(ev.date_created));
     cell(tr, summary(ev.data), "mono");
     return tr;
   }));
@@ -332,7 +333,7 @@ async function loadUsers() {
     cell(tr, u.username);
     cell(tr, u.name);
     cell(tr, u.roles.join(", "));
-    cell(tr, new Date(u.created_at).toLocaleString());
+    cell(tr, when(u.created_at));
     const td = cell(tr, "", "admin-only");
     if (u.user_id !== state.me.user_id) {
       const b = document.createElement("button");
