@@ -467,3 +467,59 @@ async fn boundaries_and_indexes_are_created_listed_and_dropped() {
     assert_eq!(dropped.json()["dropped"], true);
     assert_eq!(admin.get("/api/indexes").await.json()["indexes"], json!([]));
 }
+
+#[tokio::test]
+async fn named_subscribers_show_their_position_and_lag() {
+    let server = TestServer::start(Backend::Memory).await;
+    let mut c = server.client().await;
+    c.save_events(pb::SaveEventsRequest {
+        boundary: "orders".into(),
+        query: None,
+        events: (0..3)
+            .map(|i| common::event("OrderPlaced", json!({"orderId": format!("o{i}")})))
+            .collect(),
+    })
+    .await
+    .expect("saved");
+    let mut stream = c
+        .catch_up_subscribe_to_events(pb::CatchUpSubscribeToEventStoreRequest {
+            after_position: None,
+            query: None,
+            subscriber_name: "billing".into(),
+            boundary: "orders".into(),
+        })
+        .await
+        .expect("subscribed")
+        .into_inner();
+    // Read only the first event: the subscriber then lags by the two after it.
+    let first = stream.message().await.expect("ok").expect("an event");
+    let p = first.position.expect("position");
+    let admin = Browser::login(server.http, ADMIN.0, ADMIN.1).await;
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+    let listed = loop {
+        let listed = admin.get("/api/subscribers").await.json();
+        // The server may have pulled the next events into the stream's buffer already; what
+        // is listed is what it delivered, at or after the event we read.
+        if listed["subscribers"][0]["position"]["commit"].as_i64() >= Some(p.commit_position) {
+            break listed;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{listed}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    let s = &listed["subscribers"][0];
+    assert_eq!(s["boundary"], "orders");
+    assert_eq!(s["name"], "billing");
+    assert_eq!(s["node"], listed["node"]);
+    // The three events share one commit (prepare 0, 1, 2): the lag is what follows.
+    let delivered = s["position"]["prepare"].as_u64().expect("prepare");
+    assert_eq!(s["lag"].as_u64(), Some(2 - delivered), "{listed}");
+    assert_eq!(listed["nats"], false);
+    assert_eq!(listed["publishers"], json!([]));
+    drop(stream);
+    // The name is released when the stream ends; the list follows.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+    while admin.get("/api/subscribers").await.json()["subscribers"] != json!([]) {
+        assert!(tokio::time::Instant::now() < deadline, "never released");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
