@@ -523,3 +523,50 @@ async fn named_subscribers_show_their_position_and_lag() {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
 }
+
+#[tokio::test]
+async fn the_tail_streams_batches_and_open_streams_do_not_hold_up_shutdown() {
+    use http_body_util::BodyExt;
+    let server = TestServer::start(Backend::Memory).await;
+    let admin = Browser::login(server.http, ADMIN.0, ADMIN.1).await;
+    let (status, _) = admin.open_stream("/api/tail/orders?criteria=bad").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, mut tail) = admin
+        .open_stream("/api/tail/orders?criteria=kind%3Dkeep")
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _overview) = admin.open_stream("/api/overview/stream").await;
+    assert_eq!(status, StatusCode::OK);
+    let mut c = server.client().await;
+    c.save_events(pb::SaveEventsRequest {
+        boundary: "orders".into(),
+        query: None,
+        events: vec![
+            common::event("Dropped", json!({"kind": "skip"})),
+            common::event("Kept", json!({"kind": "keep"})),
+        ],
+    })
+    .await
+    .expect("saved");
+    let mut received = String::new();
+    let deadline = std::time::Duration::from_secs(5);
+    while !received.contains("\n\n") {
+        let frame = tokio::time::timeout(deadline, tail.frame())
+            .await
+            .expect("a batch in time")
+            .expect("a frame")
+            .expect("body");
+        if let Ok(data) = frame.into_data() {
+            received.push_str(&String::from_utf8_lossy(&data));
+        }
+    }
+    assert!(received.starts_with("event: events\n"), "{received}");
+    assert!(received.contains("\"event_type\":\"Kept\""), "{received}");
+    assert!(!received.contains("Dropped"), "filtered: {received}");
+    assert!(received.contains("\"skipped\":0"), "{received}");
+    // Both streams are still open: the graceful shutdown ends them instead of waiting forever.
+    tokio::time::timeout(std::time::Duration::from_secs(10), server.stop())
+        .await
+        .expect("the server stops with dashboard streams open")
+        .expect("clean stop");
+}

@@ -105,6 +105,23 @@ impl Browser {
         }
     }
 
+    /// `GET path` of a server-sent-event stream: the status and the body, to read as it comes.
+    pub async fn open_stream(&self, path: &str) -> (StatusCode, axum::body::Body) {
+        let mut request = Request::get(format!("http://{}{path}", self.addr));
+        if let Some(session) = &self.session {
+            request = request.header("cookie", format!("orisun_session={session}"));
+        }
+        let response = self
+            .client
+            .request(request.body(Full::new(Bytes::new())).expect("request"))
+            .await
+            .expect("HTTP answer");
+        (
+            response.status(),
+            axum::body::Body::new(response.into_body()),
+        )
+    }
+
     /// `GET path`.
     pub async fn get(&self, path: &str) -> Answer {
         self.send(Method::GET, path, None).await
