@@ -558,6 +558,29 @@ async fn the_dashboard_works_in_a_real_browser() {
     assert_eq!(newest, "Tick");
     screenshot(&client, "tail-1280x800").await;
 
+    // The read-mostly pages render without errors.
+    client
+        .goto(&format!("{base}/#boundaries"))
+        .await
+        .expect("boundaries");
+    eventually(
+        &client,
+        "document.querySelectorAll('#bd-table tbody tr').length >= 3",
+        Duration::from_secs(5),
+    )
+    .await;
+    screenshot(&client, "boundaries-1280x800").await;
+    client
+        .goto(&format!("{base}/#subscribers"))
+        .await
+        .expect("subscribers");
+    eventually(
+        &client,
+        "!document.getElementById('pub-none').hidden",
+        Duration::from_secs(5),
+    )
+    .await;
+
     // Phone width.
     client.set_window_size(390, 844).await.expect("phone size");
     client
