@@ -32,8 +32,17 @@ struct Driver {
 
 impl Drop for Driver {
     fn drop(&mut self) {
+        // A failed test leaves the browser running under chromedriver: end the whole tree.
+        let browsers: Vec<String> = self
+            .descendants()
+            .into_iter()
+            .map(|pid| pid.to_string())
+            .collect();
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if !browsers.is_empty() {
+            let _ = Command::new("kill").arg("-9").args(&browsers).status();
+        }
     }
 }
 
@@ -125,17 +134,9 @@ impl Driver {
             .collect()
     }
 
-    /// The CPU time (seconds) used so far by every process under chromedriver.
-    fn browser_cpu_seconds(&self) -> f64 {
-        let ticks_per_sec: f64 = Command::new("getconf")
-            .arg("CLK_TCK")
-            .output()
-            .ok()
-            .and_then(|o| String::from_utf8(o.stdout).ok())
-            .and_then(|s| s.trim().parse().ok())
-            .unwrap_or(100.0);
-        let mut parents = std::collections::HashMap::new();
-        let mut ticks = std::collections::HashMap::new();
+    /// Every process under chromedriver with its parent and CPU ticks used so far.
+    fn processes() -> Vec<(u32, u32, u64)> {
+        let mut out = Vec::new();
         for entry in std::fs::read_dir("/proc").expect("/proc").flatten() {
             let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
                 continue;
@@ -151,23 +152,55 @@ impl Driver {
             let ppid: u32 = fields.get(1).and_then(|f| f.parse().ok()).unwrap_or(0);
             let used: u64 = fields.get(11).and_then(|f| f.parse().ok()).unwrap_or(0)
                 + fields.get(12).and_then(|f| f.parse().ok()).unwrap_or(0);
-            parents.insert(pid, ppid);
-            ticks.insert(pid, used);
+            out.push((pid, ppid, used));
         }
+        out
+    }
+
+    /// The processes under chromedriver (the browser and its helpers), with their CPU ticks.
+    fn descendants_with_ticks(&self) -> Vec<(u32, u64)> {
+        let processes = Self::processes();
+        let parents: std::collections::HashMap<u32, u32> = processes
+            .iter()
+            .map(|(pid, ppid, _)| (*pid, *ppid))
+            .collect();
         let root = self.child.id();
         let under = |mut pid: u32| {
             while pid > 1 {
+                pid = parents.get(&pid).copied().unwrap_or(0);
                 if pid == root {
                     return true;
                 }
-                pid = parents.get(&pid).copied().unwrap_or(0);
             }
             false
         };
-        let total: u64 = ticks
-            .iter()
-            .filter(|(pid, _)| **pid != root && under(**pid))
-            .map(|(_, t)| *t)
+        processes
+            .into_iter()
+            .filter(|(pid, _, _)| under(*pid))
+            .map(|(pid, _, ticks)| (pid, ticks))
+            .collect()
+    }
+
+    fn descendants(&self) -> Vec<u32> {
+        self.descendants_with_ticks()
+            .into_iter()
+            .map(|(pid, _)| pid)
+            .collect()
+    }
+
+    /// The CPU time (seconds) used so far by every process under chromedriver.
+    fn browser_cpu_seconds(&self) -> f64 {
+        let ticks_per_sec: f64 = Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .ok()
+            .and_then(|o| String::from_utf8(o.stdout).ok())
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(100.0);
+        let total: u64 = self
+            .descendants_with_ticks()
+            .into_iter()
+            .map(|(_, ticks)| ticks)
             .sum();
         total as f64 / ticks_per_sec
     }
@@ -261,6 +294,13 @@ async fn the_dashboard_works_in_a_real_browser() {
     eventually(
         &client,
         "document.querySelector('#ov-boundaries tbody tr')",
+        Duration::from_secs(5),
+    )
+    .await;
+    // The paint entry is recorded asynchronously after the paint.
+    eventually(
+        &client,
+        "performance.getEntriesByName('first-contentful-paint').length > 0",
         Duration::from_secs(5),
     )
     .await;
