@@ -2,8 +2,8 @@
 //!
 //! `GET /health` answers 200 as long as the process serves HTTP. `GET /ready` answers 200 only
 //! when start-up has finished, the server is not shutting down, and the store answers a head
-//! read of the admin boundary within [`READY_TIMEOUT`]; otherwise 503 with the reason. Other
-//! routes (the dashboard) can be merged into [`router`]'s result.
+//! read of the admin boundary within [`READY_TIMEOUT`]; otherwise 503 with the reason. The
+//! dashboard is mounted beside them by [`router_with_dashboard`].
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -52,6 +52,14 @@ pub fn router(state: HttpState) -> Router {
         .route("/health", get(health))
         .route("/ready", get(ready))
         .with_state(state)
+}
+
+/// Builds the admin HTTP routes with the dashboard ([`crate::dashboard`]) mounted beside them.
+pub fn router_with_dashboard(
+    state: HttpState,
+    dashboard: crate::dashboard::DashboardSlot,
+) -> Router {
+    router(state).merge(crate::dashboard::router(dashboard))
 }
 
 async fn health() -> Json<Value> {

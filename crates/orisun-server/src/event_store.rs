@@ -175,9 +175,14 @@ impl event_store_server::EventStore for EventStoreService {
 
         let service = self.clone();
         let boundary_name = boundary.clone();
+        let progress = lease.progress();
+        progress.record(after);
         let events = self.store.subscribe(&boundary, after, query).map(
             move |item: Result<StoredEvent, StoreError>| match item {
-                Ok(event) => Ok(service.to_wire(&boundary, event)),
+                Ok(event) => {
+                    progress.record(event.position);
+                    Ok(service.to_wire(&boundary, event))
+                }
                 Err(e) => {
                     tracing::warn!(error = %e, "subscription ended by a storage error");
                     Err(status(e))

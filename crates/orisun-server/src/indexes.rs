@@ -262,6 +262,68 @@ async fn record(
     Err(last_error.unwrap_or_else(|| StoreError::internal("index record retries exhausted")))
 }
 
+/// Lists the live index definitions (created and not dropped since), by boundary and name,
+/// from their records in the admin boundary. `boundary` narrows the list to one boundary.
+pub async fn list(
+    store: &dyn EventStore,
+    admin_boundary: &BoundaryName,
+    boundary: Option<&BoundaryName>,
+) -> Result<Vec<IndexDefinition>, StoreError> {
+    let criteria = [INDEX_CREATED, INDEX_DROPPED].map(|event_type| {
+        let mut tags = vec![Tag::new("eventType", event_type)];
+        if let Some(b) = boundary {
+            tags.push(Tag::new("boundary", b.as_str()));
+        }
+        Criterion::new(tags)
+    });
+    let query = Query::new(criteria);
+    let mut live = std::collections::BTreeMap::new();
+    let mut from = None;
+    loop {
+        let request = orisun_core::ReadRequest::forward(from, PAGE).with_query(query.clone());
+        let page = store.read(admin_boundary, &request).await?;
+        for event in &page {
+            let Some(mut data) = crate::admin_boundary::events::parse(&event.data) else {
+                continue;
+            };
+            let text = |data: &JsonObject, key: &str| {
+                data.get(key).and_then(Value::as_str).map(str::to_owned)
+            };
+            let (Some(b), Some(name)) = (text(&data, "boundary"), text(&data, "name")) else {
+                continue;
+            };
+            let Ok(b) = BoundaryName::new(b) else {
+                continue;
+            };
+            if event.event_type == INDEX_CREATED {
+                for key in ["boundary", "name", "eventType"] {
+                    data.remove(key);
+                }
+                let definition = IndexDefinition {
+                    boundary: b.clone(),
+                    name: name.clone(),
+                    definition: data,
+                };
+                live.insert((b, name), definition);
+            } else {
+                live.remove(&(b, name));
+            }
+        }
+        match page.last() {
+            Some(last) if page.len() == PAGE as usize => {
+                from = Some(orisun_core::Position::new(
+                    last.position.commit,
+                    last.position.prepare.saturating_add(1),
+                ));
+            }
+            _ => return Ok(live.into_values().collect()),
+        }
+    }
+}
+
+/// Page size of [`list`]'s reads.
+const PAGE: u32 = 1_000;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -347,5 +409,33 @@ mod tests {
             .await
             .expect("ok"));
         assert_eq!(store.count(&admin).await.expect("count"), 3);
+    }
+
+    #[tokio::test]
+    async fn lists_live_definitions() {
+        let store = MemoryStore::new();
+        let admin = BoundaryName::new("orisun_admin").expect("valid");
+        store.create_boundary(&admin).await.expect("created");
+        let index = validate_create(orders(), &request()).expect("valid");
+        let mut other = request();
+        other.name = "second".into();
+        let other = validate_create(orders(), &other).expect("valid");
+        assert!(list(&store, &admin, None).await.expect("list").is_empty());
+        record_create(&store, &admin, &index, "u")
+            .await
+            .expect("ok");
+        record_create(&store, &admin, &other, "u")
+            .await
+            .expect("ok");
+        record_drop(&store, &admin, &orders(), "second", "u")
+            .await
+            .expect("ok");
+        let listed = list(&store, &admin, Some(&orders())).await.expect("list");
+        assert_eq!(listed, vec![index.clone()]);
+        let payments = BoundaryName::new("payments").expect("valid");
+        assert!(list(&store, &admin, Some(&payments))
+            .await
+            .expect("list")
+            .is_empty());
     }
 }

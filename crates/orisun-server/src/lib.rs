@@ -13,6 +13,7 @@ pub mod auth;
 pub mod backend;
 pub mod catalog;
 pub mod config;
+pub mod dashboard;
 mod error;
 pub mod event_store;
 pub mod indexes;

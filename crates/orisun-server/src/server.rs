@@ -7,6 +7,7 @@ use crate::auth::{Auth, AuthConfig, AuthLayer};
 use crate::backend::{self, Backend};
 use crate::catalog::StartupBoundary;
 use crate::config::Config;
+use crate::dashboard::{self, Dashboard, DashboardSlot};
 use crate::error::ServerError;
 use crate::event_store::EventStoreService;
 use crate::legacy::eventstore_2025::EventStore2025;
@@ -66,7 +67,9 @@ pub async fn serve_with_backend(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
     config.validate()?;
-    let store = backend.store.clone();
+    // Counts this node's appends and conflicts for the dashboard's rates.
+    let activity = dashboard::activity::Activity::default();
+    let store = activity.observe(backend.store.clone());
     let grpc_addr = grpc_listener
         .local_addr()
         .map_err(|e| ServerError::io("reading the gRPC listener address", e))?;
@@ -80,11 +83,15 @@ pub async fn serve_with_backend(
     let node_id = format!("node-{}", uuid::Uuid::new_v4().simple());
 
     // The probes answer during start-up so orchestrators can tell "starting" from "dead".
-    let http_app = admin_http::router(HttpState {
-        store: store.clone(),
-        admin_boundary: config.auth.admin_boundary.clone(),
-        readiness: readiness.clone(),
-    });
+    let dashboard_slot = DashboardSlot::default();
+    let http_app = admin_http::router_with_dashboard(
+        HttpState {
+            store: store.clone(),
+            admin_boundary: config.auth.admin_boundary.clone(),
+            readiness: readiness.clone(),
+        },
+        dashboard_slot.clone(),
+    );
     let mut http_stop = trigger.signal();
     let http_task = tokio::spawn(async move {
         axum::serve(http_listener, http_app)
@@ -131,7 +138,7 @@ pub async fn serve_with_backend(
         let event_store = EventStoreService::new(
             store.clone(),
             config.auth.admin_boundary.clone(),
-            subscribers,
+            subscribers.clone(),
             trigger.signal(),
         );
         let today_event_store = event_store.clone();
@@ -140,6 +147,19 @@ pub async fn serve_with_backend(
             .send_compressed(CompressionEncoding::Gzip)
             .max_decoding_message_size(config.grpc.grpc_max_receive_message_size)
             .max_encoding_message_size(config.grpc.grpc_max_send_message_size);
+        let dashboard = Dashboard {
+            auth: auth.clone(),
+            store: store.clone(),
+            admin: admin.clone(),
+            subscribers,
+            coordination: backend.coordination.clone(),
+            node_id: node_id.clone(),
+            backend: backend.name.to_owned(),
+            nats: config.nats_config().is_some(),
+            activity,
+            logged_out: Default::default(),
+            shutdown: trigger.signal(),
+        };
         let admin = AdminServer::new(admin)
             .accept_compressed(CompressionEncoding::Gzip)
             .send_compressed(CompressionEncoding::Gzip)
@@ -221,10 +241,10 @@ pub async fn serve_with_backend(
                 .map_err(|e| ServerError::Reflection(e.to_string()))?;
             router = router.add_service(v1).add_service(v1alpha);
         }
-        Ok((router, auth, health_reporter, nats))
+        Ok((router, auth, health_reporter, nats, dashboard))
     }
     .await;
-    let (router, auth, health_reporter, nats) = match started {
+    let (router, auth, health_reporter, nats, dashboard) = match started {
         Ok(parts) => parts,
         Err(e) => {
             trigger.trigger();
@@ -243,6 +263,7 @@ pub async fn serve_with_backend(
             .await
     });
 
+    dashboard_slot.install(dashboard);
     readiness.set(true);
     tracing::info!(
         grpc = %grpc_addr,
@@ -294,6 +315,7 @@ pub async fn serve_with_backend(
     // Let go of the store before returning, so that a caller may reopen it at once (the
     // embedded backend locks its directory): the tasks that held clones are winding down.
     drop(auth);
+    drop(dashboard_slot);
     drop(store);
     release(backend, config.grpc.shutdown_timeout).await;
     match grpc_result {

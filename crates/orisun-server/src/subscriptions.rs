@@ -21,11 +21,11 @@
 //! where all anonymous subscribers of a boundary exclude each other (lock `<boundary>__`): a
 //! subscriber that wants exclusivity names itself.
 
-use orisun_core::BoundaryName;
+use orisun_core::{BoundaryName, Position};
 use orisun_proto::convert::status;
 use orisun_store::{keep_lease, Coordination, LeaseLoss};
 use parking_lot::Mutex;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{oneshot, Notify};
@@ -61,11 +61,14 @@ struct Inner {
     /// Names held by streams of this node: checked before the cluster lease, so streams of one
     /// node never contend through the database.
     active: Mutex<HashSet<Key>>,
+    /// The last position each named stream of this node delivered (for the dashboard).
+    positions: Mutex<HashMap<Key, Position>>,
     released: Notify,
 }
 
 impl Inner {
     fn forget(&self, key: &Key) {
+        self.positions.lock().remove(key);
         self.active.lock().remove(key);
         self.released.notify_waiters();
     }
@@ -81,7 +84,44 @@ pub struct Lease {
     lost: Option<oneshot::Receiver<String>>,
 }
 
+/// Where a named stream has got to: records the position of each event it delivers.
+#[derive(Clone)]
+pub struct Progress {
+    key: Option<Key>,
+    inner: Arc<Inner>,
+}
+
+impl Progress {
+    /// Records that the stream delivered the event at `position`.
+    pub fn record(&self, position: Position) {
+        if let Some(key) = &self.key {
+            if let Some(p) = self.inner.positions.lock().get_mut(key) {
+                *p = position;
+            }
+        }
+    }
+}
+
+/// A named subscription running on this node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubscriberStatus {
+    /// The boundary it reads.
+    pub boundary: BoundaryName,
+    /// Its name.
+    pub name: String,
+    /// The position of the last event it delivered; `None` before the first.
+    pub position: Option<Position>,
+}
+
 impl Lease {
+    /// The handle that records this stream's progress (does nothing for anonymous streams).
+    pub fn progress(&self) -> Progress {
+        Progress {
+            key: self.key.clone(),
+            inner: self.inner.clone(),
+        }
+    }
+
     fn anonymous(inner: Arc<Inner>) -> Self {
         Self {
             key: None,
@@ -146,6 +186,7 @@ impl SubscriberRegistry {
                 node_id: node_id.into(),
                 ttl,
                 active: Mutex::new(HashSet::new()),
+                positions: Mutex::new(HashMap::new()),
                 released: Notify::new(),
             }),
         }
@@ -186,6 +227,10 @@ impl SubscriberRegistry {
         }
         // From here the guard owns the local name: every early return gives it back.
         let mut guard = Lease::anonymous(self.inner.clone());
+        self.inner
+            .positions
+            .lock()
+            .insert(key.clone(), Position::BEFORE_FIRST);
         guard.key = Some(key);
         let name = format!("subscriber:{}:{subscriber}", boundary.as_str());
         let holder = format!("{}:{}", self.inner.node_id, uuid::Uuid::new_v4().simple());
@@ -222,6 +267,28 @@ impl SubscriberRegistry {
     /// Returns the number of named subscriptions running on this node.
     pub fn active(&self) -> usize {
         self.inner.active.lock().len()
+    }
+
+    /// This node's id (the prefix of its lease holders).
+    pub fn node_id(&self) -> &str {
+        &self.inner.node_id
+    }
+
+    /// The named subscriptions running on this node, by boundary and name, with the position
+    /// each delivered last.
+    pub fn snapshot(&self) -> Vec<SubscriberStatus> {
+        let active: Vec<Key> = self.inner.active.lock().iter().cloned().collect();
+        let positions = self.inner.positions.lock();
+        let mut out: Vec<SubscriberStatus> = active
+            .into_iter()
+            .map(|key| SubscriberStatus {
+                position: positions.get(&key).copied().filter(|p| !p.is_beginning()),
+                boundary: key.0,
+                name: key.1,
+            })
+            .collect();
+        out.sort_by(|a, b| (&a.boundary, &a.name).cmp(&(&b.boundary, &b.name)));
+        out
     }
 }
 
