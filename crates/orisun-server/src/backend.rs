@@ -8,7 +8,10 @@ use async_trait::async_trait;
 use orisun_core::BoundaryName;
 use orisun_postgres::{PostgresConfig, PostgresStore};
 use orisun_sqlite::SqliteStore;
-use orisun_store::{Coordination, EventStore, LocalCoordination, MemoryStore, StoreError};
+use orisun_store::{
+    Coordination, EventStore, LocalCoordination, LocalMembership, Membership, MemoryStore,
+    StoreError,
+};
 use std::sync::Arc;
 
 /// Schema of the PostgreSQL boundaries that ORISUN_PG_SCHEMAS does not place.
@@ -23,6 +26,9 @@ pub struct Backend {
     /// Leases and checkpoints shared by every node on this storage (cluster-wide on
     /// PostgreSQL, process-wide otherwise): what singletons and exclusive subscribers use.
     pub coordination: Arc<dyn Coordination>,
+    /// Replica-set membership on the same storage: the cluster's node list and the projection
+    /// workers' sets (cluster-wide on PostgreSQL, process-wide otherwise).
+    pub membership: Arc<dyn Membership>,
     /// `sqlite`, `postgres` or `memory`: the placement backend of `CreateBoundary`.
     pub name: &'static str,
     /// Creates a boundary in its namespace (the PostgreSQL schema; ignored elsewhere).
@@ -37,6 +43,7 @@ impl Backend {
         Self {
             provisioner: Arc::new(StoreProvisioner(store.clone())),
             coordination: Arc::new(LocalCoordination::new()),
+            membership: Arc::new(LocalMembership::new()),
             store,
             name,
         }
@@ -98,6 +105,7 @@ pub async fn open(config: &Config) -> Result<Backend, ServerError> {
             Ok(Backend {
                 store: Arc::new(store.clone()),
                 coordination: store.coordination(),
+                membership: store.membership(),
                 name: kind.name(),
                 provisioner: Arc::new(SchemaProvisioner(store)),
             })

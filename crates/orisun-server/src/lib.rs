@@ -12,6 +12,7 @@ pub mod api_error;
 pub mod auth;
 pub mod backend;
 pub mod catalog;
+pub mod cluster;
 pub mod config;
 pub mod dashboard;
 mod error;

@@ -6,6 +6,7 @@ use crate::admin_service::AdminService;
 use crate::auth::{Auth, AuthConfig, AuthLayer};
 use crate::backend::{self, Backend};
 use crate::catalog::StartupBoundary;
+use crate::cluster;
 use crate::config::Config;
 use crate::dashboard::{self, Dashboard, DashboardSlot};
 use crate::error::ServerError;
@@ -153,6 +154,7 @@ pub async fn serve_with_backend(
             admin: admin.clone(),
             subscribers,
             coordination: backend.coordination.clone(),
+            membership: backend.membership.clone(),
             node_id: node_id.clone(),
             backend: backend.name.to_owned(),
             nats: config.nats_config().is_some(),
@@ -264,6 +266,11 @@ pub async fn serve_with_backend(
     });
 
     dashboard_slot.install(dashboard);
+    let listed = cluster::keep_listed(
+        backend.membership.clone(),
+        node_id.clone(),
+        trigger.signal(),
+    );
     readiness.set(true);
     tracing::info!(
         grpc = %grpc_addr,
@@ -302,6 +309,13 @@ pub async fn serve_with_backend(
         },
     };
     let http_result = http_task.await;
+    // Leave the cluster's node list now rather than when the listing expires.
+    if tokio::time::timeout(config.grpc.shutdown_timeout, listed)
+        .await
+        .is_err()
+    {
+        tracing::warn!("leaving the cluster's node list did not finish in time");
+    }
     // The publishers saw the shutdown signal; wait for them to release their leases (so other
     // nodes take over at once) and to let go of the store.
     if let Some(nats) = nats {

@@ -25,7 +25,7 @@ pub use error::StoreError;
 pub use lease_keeper::{keep_lease, LeaseLoss};
 pub use membership::{
     partition_count_mismatch, validate_set_name, ClaimRecord, LocalMembership, MemberRecord,
-    Membership, SetView, MAX_SET_NAME_LEN,
+    Membership, SetView, MAX_SET_NAME_LEN, RESERVED_SET_PREFIX,
 };
 pub use memory::MemoryStore;
 pub use traits::{AppendOutcome, EventStore, LatestByCriteria};

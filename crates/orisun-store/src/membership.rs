@@ -20,6 +20,10 @@ use tokio::time::Instant;
 /// The longest replica-set name, in bytes.
 pub const MAX_SET_NAME_LEN: usize = 100;
 
+/// Set names that start with this are Orisun's own (the server nodes' list, `orisun.nodes`):
+/// projection workers cannot join them, and replica-set listings leave them out.
+pub const RESERVED_SET_PREFIX: &str = "orisun.";
+
 /// Checks a replica-set name: 1 to [`MAX_SET_NAME_LEN`] bytes of `[A-Za-z0-9_.-]`.
 pub fn validate_set_name(name: &str) -> Result<(), StoreError> {
     if name.is_empty() || name.len() > MAX_SET_NAME_LEN {

@@ -3,7 +3,7 @@
 
 use crate::workers::WorkerError;
 use orisun_core::Invalid;
-use orisun_store::{validate_set_name, StoreError};
+use orisun_store::{validate_set_name, StoreError, RESERVED_SET_PREFIX};
 use std::time::Duration;
 
 /// The most partitions a replica set may have.
@@ -19,7 +19,8 @@ pub struct WorkerConfig {
 }
 
 impl WorkerConfig {
-    /// A worker of replica set `set` (1 to 100 bytes of `[A-Za-z0-9_.-]`) whose projections
+    /// A worker of replica set `set` (1 to 100 bytes of `[A-Za-z0-9_.-]`, not starting with
+    /// `orisun.`, which is reserved) whose projections
     /// are split into `partitions` partitions (1 to [`MAX_PARTITIONS`]; every worker of the set
     /// must say the same), with a 10 s TTL and a random id.
     pub fn new(set: impl Into<String>, partitions: u32) -> Result<Self, WorkerError> {
@@ -28,6 +29,12 @@ impl WorkerConfig {
             StoreError::Invalid(invalid) => WorkerError::Invalid(invalid),
             other => WorkerError::Invalid(Invalid::new("replica_set", other.to_string())),
         })?;
+        if set.starts_with(RESERVED_SET_PREFIX) {
+            return Err(WorkerError::Invalid(Invalid::new(
+                "replica_set",
+                format!("names starting with {RESERVED_SET_PREFIX:?} are reserved for Orisun"),
+            )));
+        }
         if partitions == 0 || partitions > MAX_PARTITIONS {
             return Err(WorkerError::Invalid(Invalid::new(
                 "partitions",
@@ -88,6 +95,7 @@ mod tests {
         assert!(WorkerConfig::new("main-projections", 8).is_ok());
         assert_eq!(field(WorkerConfig::new("", 8)), "replica_set");
         assert_eq!(field(WorkerConfig::new("a b", 8)), "replica_set");
+        assert_eq!(field(WorkerConfig::new("orisun.nodes", 1)), "replica_set");
         assert_eq!(field(WorkerConfig::new("main", 0)), "partitions");
         assert_eq!(
             field(WorkerConfig::new("main", MAX_PARTITIONS + 1)),

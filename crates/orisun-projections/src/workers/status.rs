@@ -6,7 +6,7 @@
 
 use crate::workers::WorkerConfig;
 use orisun_core::{BoundaryName, Position};
-use orisun_store::{EventStore, Membership, SetView, StoreError};
+use orisun_store::{EventStore, Membership, SetView, StoreError, RESERVED_SET_PREFIX};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -100,15 +100,16 @@ impl WorkerStatus {
     }
 }
 
-/// Returns the status of every replica set in `membership`. With `store`, each partition's lag
-/// is counted against its boundary's head.
+/// Returns the status of every replica set in `membership` but Orisun's own (named
+/// `orisun.*`). With `store`, each partition's lag is counted against its boundary's head.
 pub async fn replica_sets_status(
     membership: &dyn Membership,
     store: Option<&dyn EventStore>,
 ) -> Result<Vec<ReplicaSetStatus>, StoreError> {
     let mut all = Vec::new();
-    for set in membership.sets().await? {
-        if let Some(status) = replica_set_status(membership, store, &set).await? {
+    let sets = membership.sets().await?;
+    for set in sets.iter().filter(|s| !s.starts_with(RESERVED_SET_PREFIX)) {
+        if let Some(status) = replica_set_status(membership, store, set).await? {
             all.push(status);
         }
     }

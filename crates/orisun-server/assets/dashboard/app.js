@@ -266,7 +266,7 @@ function stopTail() {
 // ---- subscribers ----------------------------------------------------------------------
 async function loadSubscribers() {
   const data = await api("GET", "/api/subscribers");
-  const lag = (s) => s.lag + (s.lag_capped ? "+" : "");
+  const lag = (s) => String(s.lag);
   fillBody("sub-table", data.subscribers.map((s) => {
     const tr = document.createElement("tr");
     cell(tr, s.boundary);
@@ -284,6 +284,19 @@ async function loadSubscribers() {
     cell(tr, lag(p), "num");
     return tr;
   }));
+  $("rs-none").hidden = data.replica_sets.length > 0;
+  fillBody("rs-table", data.replica_sets.flatMap((set) => set.claims.map((c) => {
+    const tr = document.createElement("tr");
+    cell(tr, set.name + " (" + set.members.length + " live)");
+    cell(tr, String(set.generation), "num");
+    cell(tr, c.boundary + "/" + c.projection);
+    cell(tr, c.partition + "/" + set.partitions, "num");
+    cell(tr, c.holder || "(handing over)");
+    cell(tr, String(c.epoch), "num");
+    cell(tr, c.checkpoint ? pos(c.checkpoint) : "–");
+    cell(tr, c.lag === null ? "–" : String(c.lag), "num");
+    return tr;
+  })));
 }
 
 // ---- boundaries and indexes -------------------------------------------------------------

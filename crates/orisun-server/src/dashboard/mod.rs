@@ -12,7 +12,8 @@
 //! - [`users`]: user list, creation, deletion and password change;
 //! - [`events`]: the event browser (pages by position, one event);
 //! - [`tail`]: the live tail of a boundary as server-sent events;
-//! - [`subscribers`]: named subscribers and NATS publishers with their lag;
+//! - [`subscribers`]: named subscribers, NATS publishers and projection replica sets, with
+//!   their lag;
 //! - [`catalog`]: boundaries and index definitions;
 //! - [`assets`]: the embedded HTML, CSS and JavaScript.
 //!
@@ -45,7 +46,7 @@ use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use futures::{Stream, StreamExt};
 use orisun_core::Invalid;
-use orisun_store::{Coordination, EventStore, StoreError};
+use orisun_store::{Coordination, EventStore, Membership, StoreError};
 use serde_json::json;
 use session::LoggedOut;
 use std::sync::{Arc, OnceLock};
@@ -62,6 +63,8 @@ pub struct Dashboard {
     pub subscribers: SubscriberRegistry,
     /// Leases and checkpoints (the NATS publishers' checkpoints).
     pub coordination: Arc<dyn Coordination>,
+    /// The cluster's node list and the projection workers' replica sets.
+    pub membership: Arc<dyn Membership>,
     /// This node's id.
     pub node_id: String,
     /// The backend's name (`postgres`, `sqlite`, `memory`).

@@ -1,5 +1,5 @@
 //! The overview page: boundaries with their event counts and heads, append and conflict rates,
-//! the user count, this node and the backend; as one snapshot and as a live server-sent-event
+//! the user count, this node and the other live nodes on the same storage, and the backend; as one snapshot and as a live server-sent-event
 //! stream that sends a fresh snapshot every [`INTERVAL`].
 
 use super::session::Session;
@@ -28,6 +28,16 @@ pub async fn read(dash: &Dashboard) -> Result<Value, DashboardError> {
         }));
     }
     let users = dash.auth.user_count().await?;
+    // Every node sharing the storage, from the cluster's node list; this one even before its
+    // first heartbeat is recorded.
+    let mut nodes: Vec<Value> = crate::cluster::nodes(dash.membership.as_ref())
+        .await?
+        .into_iter()
+        .map(|n| json!({"id": n.node, "this": n.node == dash.node_id}))
+        .collect();
+    if !nodes.iter().any(|n| n["this"] == json!(true)) {
+        nodes.insert(0, json!({"id": dash.node_id, "this": true}));
+    }
     Ok(json!({
         "boundaries": boundaries,
         "rates": dash.activity.rates(),
@@ -38,7 +48,7 @@ pub async fn read(dash: &Dashboard) -> Result<Value, DashboardError> {
             "id": dash.node_id,
             "subscribers": dash.subscribers.active(),
         },
-        "nodes": [{"id": dash.node_id, "this": true}],
+        "nodes": nodes,
     }))
 }
 

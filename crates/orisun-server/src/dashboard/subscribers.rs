@@ -1,27 +1,25 @@
-//! The subscribers page's API: this node's named subscribers and each boundary's NATS
-//! publisher checkpoint, each with its lag (events stored after its position).
+//! The subscribers page's API: this node's named subscribers, each boundary's NATS publisher
+//! checkpoint, and the library-mode projection workers' replica sets (who holds which
+//! partition, its checkpoint), each with its lag (events stored after its position).
 
 use super::session::Session;
 use super::{Dashboard, DashboardError};
 use axum::Json;
-use orisun_core::{BoundaryName, Position, ReadRequest};
+use orisun_core::{BoundaryName, Position};
+use orisun_projections::workers::replica_sets_status;
 use serde_json::{json, Value};
 
-/// Lag is counted up to this many events; beyond, the page shows `LAG_CAP+`.
-pub const LAG_CAP: u32 = 1_000;
-
-/// Counts the events of `boundary` after `position`, up to [`LAG_CAP`]: `(count, capped)`.
+/// Counts the events of `boundary` after `position` (all of them for `None`). Prepare
+/// positions are the boundary's gap-free sequence numbers, so this is the head's distance from
+/// the position: one head read, whatever the lag.
 pub async fn lag(
     dash: &Dashboard,
     boundary: &BoundaryName,
     position: Option<Position>,
-) -> Result<(usize, bool), DashboardError> {
-    let from = position.map(|p| Position::new(p.commit, p.prepare.saturating_add(1)));
-    let page = dash
-        .store
-        .read(boundary, &ReadRequest::forward(from, LAG_CAP))
-        .await?;
-    Ok((page.len(), page.len() == LAG_CAP as usize))
+) -> Result<u64, DashboardError> {
+    let head = dash.store.head(boundary).await?;
+    let done = position.map_or(-1, |p| p.prepare);
+    Ok(u64::try_from(head.prepare - done).unwrap_or(0))
 }
 
 fn position_json(p: Option<Position>) -> Value {
@@ -31,19 +29,19 @@ fn position_json(p: Option<Position>) -> Value {
     }
 }
 
-/// `GET /api/subscribers`: `{"subscribers": [...], "publishers": [...], "nats": bool}`.
+/// `GET /api/subscribers`: `{"subscribers": [...], "publishers": [...], "nats": bool,
+/// "replica_sets": [...]}`, the last as `orisun projections status --json` prints them.
 pub async fn list(session: Session) -> Result<Json<Value>, DashboardError> {
     let dash = &session.dash;
     let mut subscribers = Vec::new();
     for s in dash.subscribers.snapshot() {
-        let (lag, capped) = lag(dash, &s.boundary, s.position).await?;
+        let lag = lag(dash, &s.boundary, s.position).await?;
         subscribers.push(json!({
             "boundary": s.boundary.as_str(),
             "name": s.name,
             "node": dash.subscribers.node_id(),
             "position": position_json(s.position),
             "lag": lag,
-            "lag_capped": capped,
         }));
     }
     let mut publishers = Vec::new();
@@ -52,19 +50,21 @@ pub async fn list(session: Session) -> Result<Json<Value>, DashboardError> {
             let name = orisun_nats::naming::publisher_lease_name(&boundary);
             let checkpoint = dash.coordination.load_checkpoint(&name).await?;
             let checkpoint = checkpoint.filter(|p| !p.is_beginning());
-            let (lag, capped) = lag(dash, &boundary, checkpoint).await?;
+            let lag = lag(dash, &boundary, checkpoint).await?;
             publishers.push(json!({
                 "boundary": boundary.as_str(),
                 "checkpoint": position_json(checkpoint),
                 "lag": lag,
-                "lag_capped": capped,
             }));
         }
     }
+    let replica_sets =
+        replica_sets_status(dash.membership.as_ref(), Some(dash.store.as_ref())).await?;
     Ok(Json(json!({
         "node": dash.node_id,
         "nats": dash.nats,
         "subscribers": subscribers,
         "publishers": publishers,
+        "replica_sets": replica_sets,
     })))
 }

@@ -395,6 +395,18 @@ impl TestDb {
         }
     }
 
+    /// The store configuration of this database, for a library-mode process beside servers.
+    pub fn pg_config(&self) -> orisun_postgres::PostgresConfig {
+        orisun_postgres::PostgresConfig {
+            host: self.host.clone(),
+            port: self.port,
+            user: self.user.clone(),
+            dbname: self.name.clone(),
+            pool_size: 4,
+            ..orisun_postgres::PostgresConfig::default()
+        }
+    }
+
     /// The `orisun serve` flags that select this database.
     pub fn server_args(&self) -> Vec<String> {
         [
