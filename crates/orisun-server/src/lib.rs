@@ -8,6 +8,7 @@
 pub mod admin_boundary;
 pub mod admin_http;
 pub mod admin_service;
+pub mod admin_transport;
 pub mod api_error;
 pub mod auth;
 pub mod backend;
@@ -15,11 +16,15 @@ pub mod catalog;
 pub mod config;
 mod error;
 pub mod event_store;
+pub mod http_auth;
 pub mod indexes;
+pub mod metrics;
 pub mod oversize;
+pub mod profiling;
 mod server;
 pub mod shutdown;
 pub mod subscriptions;
+pub mod telemetry;
 pub mod users;
 
 pub use config::Config;
