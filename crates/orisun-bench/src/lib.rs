@@ -14,6 +14,7 @@
 
 pub mod client;
 pub mod library;
+pub mod observed;
 pub mod options;
 pub mod payload;
 pub mod progress;
@@ -240,6 +241,7 @@ async fn run_in(
     let boundaries = Boundaries::new(&opts.boundary_prefix);
     let mut server = None;
     let mut second_node = None;
+    let mut spawn = None;
     if opts.addr.is_none() {
         let storage = match db {
             Some(name) => pg.storage(name),
@@ -253,8 +255,12 @@ async fn run_in(
         server = Some(started);
         // Only PostgreSQL lets two servers share one store.
         if db.is_some() {
-            second_node = Some(SecondNode { bin, storage });
+            second_node = Some(SecondNode {
+                bin: bin.clone(),
+                storage: storage.clone(),
+            });
         }
+        spawn = Some(SecondNode { bin, storage });
     }
     // With PostgreSQL, each raw baseline runs right after the scenario it is compared with,
     // so that both see the same (noisy) machine.
@@ -274,6 +280,7 @@ async fn run_in(
         &boundaries,
         server.as_mut(),
         second_node.as_ref(),
+        spawn.as_ref(),
         raw.as_ref(),
     )
     .await;
@@ -298,6 +305,7 @@ async fn scenarios(
     boundaries: &Boundaries,
     mut server: Option<&mut ServerProcess>,
     second_node: Option<&SecondNode>,
+    spawn: Option<&SecondNode>,
     raw: Option<&Raw>,
 ) -> anyhow::Result<()> {
     let pid = report.server_pid;
@@ -358,6 +366,37 @@ async fn scenarios(
             record(report, r);
         }
         report.baselines.extend(baseline);
+    }
+    if plan.wants_observed() {
+        match spawn {
+            Some(node) => {
+                let observed = observed::Observed {
+                    bin: &node.bin,
+                    storage: &node.storage,
+                    otel_endpoint: opts.otel_endpoint.as_deref(),
+                };
+                let (result, baseline) = observed::compare(
+                    &mut bench,
+                    observed,
+                    backend,
+                    &opts.user,
+                    &opts.password,
+                    plan,
+                    boundaries,
+                    plan.rounds,
+                    plan.duration / plan.rounds.max(1),
+                )
+                .await?;
+                record(report, result);
+                report.baselines.push(baseline);
+                alive()?;
+            }
+            None => eprintln!(
+                "[{}] {} skipped: it needs servers the bench starts itself",
+                backend.name(),
+                observed::ID
+            ),
+        }
     }
     for &size in &plan.batch_sizes {
         if !plan.wants(&format!("batch_{size}")) {

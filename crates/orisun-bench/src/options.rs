@@ -82,6 +82,11 @@ pub struct BenchOptions {
     #[arg(long, default_value = "changeit", hide_default_value = true)]
     pub password: String,
 
+    /// OTLP/gRPC endpoint of the server with tracing on in `observed_single_uncond_c16`
+    /// (default: a closed loopback port, as with a collector down).
+    #[arg(long)]
+    pub otel_endpoint: Option<String>,
+
     /// Prefix of the boundaries the bench writes to (`<prefix>_single`, `<prefix>_big`, ...).
     #[arg(long, default_value = "bench")]
     pub boundary_prefix: String,
@@ -303,7 +308,16 @@ impl Plan {
             ]
             .map(str::to_owned),
         );
+        ids.push(crate::observed::ID.to_owned());
         ids
+    }
+
+    /// Returns whether `observed_single_uncond_c16` is to run: only when named in `--only`
+    /// (it starts a second server), e.g. `--only single_uncond_c16,observed`.
+    pub fn wants_observed(&self) -> bool {
+        self.only
+            .iter()
+            .any(|p| !p.is_empty() && crate::observed::ID.starts_with(p.as_str()))
     }
 
     /// Returns whether any scenario against the server is to run (else none is started).

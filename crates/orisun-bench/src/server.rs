@@ -104,11 +104,22 @@ pub fn environment(
 }
 
 impl ServerProcess {
-    /// Starts `<bin> serve` and waits until its `/ready` probe answers 200.
+    /// Starts `<bin> serve` and waits until its `/ready` probe answers 200; metrics and
+    /// tracing are off (see [`crate::observed`]).
     pub async fn start(
         bin: &Path,
         storage: &Storage,
         boundaries: &[String],
+    ) -> anyhow::Result<Self> {
+        Self::start_with(bin, storage, boundaries, &crate::observed::off()).await
+    }
+
+    /// Starts `<bin> serve` with `extra` environment variables (they win over the bench's).
+    pub async fn start_with(
+        bin: &Path,
+        storage: &Storage,
+        boundaries: &[String],
+        extra: &[(String, String)],
     ) -> anyhow::Result<Self> {
         let dir = tempfile::Builder::new()
             .prefix("orisun-bench-")
@@ -128,6 +139,7 @@ impl ServerProcess {
             // Our own configuration must not leak in from the bench's environment.
             .env_remove("ORISUN_NATS_URL")
             .env_remove("ORISUN_PG_SCHEMAS")
+            .envs(extra.iter().cloned())
             .stdin(Stdio::null())
             .stdout(log_file.try_clone().context("duplicating the log handle")?)
             .stderr(log_file)

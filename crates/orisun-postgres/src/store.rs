@@ -317,6 +317,7 @@ impl EventStore for PostgresStore {
             size: events.iter().map(event_size).sum(),
             request: AppendRequest { events, condition },
             reply,
+            span: tracing::Span::current(),
         };
         open.writer
             .send(job)

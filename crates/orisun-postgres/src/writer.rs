@@ -58,6 +58,8 @@ pub(crate) struct Job {
     pub reply: oneshot::Sender<Result<AppendOutcome, StoreError>>,
     /// The estimated size of the request's events in bytes.
     pub size: usize,
+    /// The caller's span, parent of the span of the group commit that serves it.
+    pub span: tracing::Span,
 }
 
 /// Starts the writer of a boundary; it ends when every sender is dropped.
@@ -103,6 +105,16 @@ async fn run(pool: Pool, shared: Arc<Shared>, mut rx: mpsc::Receiver<Job>) {
             continue;
         }
         let requests: Vec<&AppendRequest> = jobs.iter().map(|j| &j.request).collect();
+        let group_events: usize = requests.iter().map(|r| r.events.len()).sum();
+        metrics::histogram!("orisun_group_commit_requests", "backend" => "postgres", "boundary" => shared.name.as_str().to_owned())
+            .record(requests.len() as f64);
+        metrics::histogram!("orisun_group_commit_events", "backend" => "postgres", "boundary" => shared.name.as_str().to_owned())
+            .record(group_events as f64);
+        // One span per caller, each a child of that caller's span, open until it is answered.
+        let spans: Vec<tracing::Span> = jobs
+            .iter()
+            .map(|j| tracing::info_span!(parent: &j.span, "group_commit", backend = "postgres", requests = requests.len(), events = group_events))
+            .collect();
         let outcomes = match commit(&pool, &shared, &requests).await {
             Ok(outcomes) => outcomes,
             Err(e) if requests.len() > 1 && !matches!(e, StoreError::Unavailable { .. }) => {
@@ -126,6 +138,7 @@ async fn run(pool: Pool, shared: Arc<Shared>, mut rx: mpsc::Receiver<Job>) {
             // The caller may have gone meanwhile; the append stands (a retry is idempotent).
             let _ = job.reply.send(outcome);
         }
+        drop(spans);
     }
 }
 

@@ -4,6 +4,7 @@
 use crate::catalog::{Provisioner, StoreProvisioner};
 use crate::config::{BackendKind, Config};
 use crate::error::ServerError;
+use crate::metrics::gauges::{PoolProbe, PoolUsage};
 use async_trait::async_trait;
 use orisun_core::BoundaryName;
 use orisun_postgres::{PostgresConfig, PostgresStore};
@@ -33,6 +34,8 @@ pub struct Backend {
     pub name: &'static str,
     /// Creates a boundary in its namespace (the PostgreSQL schema; ignored elsewhere).
     pub provisioner: Arc<dyn Provisioner>,
+    /// Reads the connection pool's usage, for `/metrics` (PostgreSQL only).
+    pub pool_usage: Option<PoolProbe>,
 }
 
 impl Backend {
@@ -46,6 +49,7 @@ impl Backend {
             membership: Arc::new(LocalMembership::new()),
             store,
             name,
+            pool_usage: None,
         }
     }
 
@@ -102,12 +106,23 @@ pub async fn open(config: &Config) -> Result<Backend, ServerError> {
             let pg = PostgresConfig::try_from(&config.postgres)?;
             tracing::info!(host = %pg.host, port = pg.port, dbname = %pg.dbname, user = %pg.user, "connecting to PostgreSQL");
             let store = PostgresStore::connect(pg).await?;
+            let pool = store.pool().clone();
+            let pool_usage: PoolProbe = Arc::new(move || {
+                let status = pool.status();
+                PoolUsage {
+                    in_use: status.size.saturating_sub(status.available),
+                    idle: status.available,
+                    max: status.max_size,
+                    waiting: status.waiting,
+                }
+            });
             Ok(Backend {
                 store: Arc::new(store.clone()),
                 coordination: store.coordination(),
                 membership: store.membership(),
                 name: kind.name(),
                 provisioner: Arc::new(SchemaProvisioner(store)),
+                pool_usage: Some(pool_usage),
             })
         }
     }

@@ -26,6 +26,10 @@ pub enum ServerError {
     #[error("gRPC reflection: {0}")]
     Reflection(String),
 
+    /// The Prometheus recorder could not be installed.
+    #[error(transparent)]
+    Metrics(#[from] crate::metrics::MetricsError),
+
     /// `ORISUN_NATS_URL` could not be used.
     #[error("NATS: {0}")]
     Nats(orisun_nats::NatsError),

@@ -19,6 +19,7 @@ use orisun_store::{rules, EventStore, StoreError};
 use std::pin::Pin;
 use std::sync::Arc;
 use tonic::{Request, Response, Status};
+use tracing::Instrument;
 
 /// The roles that may save events.
 const WRITERS: [Role; 2] = [Role::Admin, Role::Operations];
@@ -97,13 +98,16 @@ impl event_store_server::EventStore for EventStoreService {
         // The append runs in its own task: once accepted, a save completes (or fails) whole
         // even if the client disconnects or the server starts shutting down meanwhile.
         let store = self.store.clone();
-        let outcome = tokio::spawn(async move { store.append(&boundary, events, condition).await })
-            .await
-            .map_err(|e| {
-                tracing::error!(error = %e, "save task failed");
-                Status::internal("Internal server error")
-            })?
-            .map_err(status)?;
+        let outcome = tokio::spawn(
+            // The call's span goes along, so the save's spans belong to the call's trace.
+            async move { store.append(&boundary, events, condition).await }.in_current_span(),
+        )
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "save task failed");
+            Status::internal("Internal server error")
+        })?
+        .map_err(status)?;
         Ok(convert::save_response(outcome))
     }
 

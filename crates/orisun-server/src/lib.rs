@@ -8,6 +8,7 @@
 pub mod admin_boundary;
 pub mod admin_http;
 pub mod admin_service;
+pub mod admin_transport;
 pub mod api_error;
 pub mod auth;
 pub mod backend;
@@ -17,12 +18,16 @@ pub mod config;
 pub mod dashboard;
 mod error;
 pub mod event_store;
+pub mod http_auth;
 pub mod indexes;
 pub mod legacy;
+pub mod metrics;
 pub mod oversize;
+pub mod profiling;
 mod server;
 pub mod shutdown;
 pub mod subscriptions;
+pub mod telemetry;
 pub mod users;
 
 pub use config::Config;

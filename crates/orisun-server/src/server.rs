@@ -3,6 +3,7 @@
 
 use crate::admin_http::{self, HttpState, Readiness};
 use crate::admin_service::AdminService;
+use crate::admin_transport;
 use crate::auth::{Auth, AuthConfig, AuthLayer};
 use crate::backend::{self, Backend};
 use crate::catalog::StartupBoundary;
@@ -11,10 +12,14 @@ use crate::config::Config;
 use crate::dashboard::{self, Dashboard, DashboardSlot};
 use crate::error::ServerError;
 use crate::event_store::EventStoreService;
+use crate::http_auth::HttpAuth;
 use crate::legacy::eventstore_2025::EventStore2025;
+use crate::metrics::{MetricsState, ObservedStore, RpcMetricsLayer, Sampler, SubscriptionTracker};
 use crate::oversize::OversizeLayer;
+use crate::profiling::{self, ProfilingState};
 use crate::shutdown;
 use crate::subscriptions::SubscriberRegistry;
+use crate::telemetry;
 use orisun_proto::admin_server::AdminServer;
 use orisun_proto::event_store_server::EventStoreServer;
 use orisun_store::EventStore;
@@ -83,6 +88,31 @@ pub async fn serve_with_backend(
     // so two servers in one process or a restarted node never pass for each other.
     let node_id = format!("node-{}", uuid::Uuid::new_v4().simple());
 
+    // Observability: the store the API services call records metrics and spans; /metrics and
+    // the profiler check credentials once authentication has started (`http_auth`).
+    let admin_tls = admin_transport::tls_config(&config.tls).await?;
+    let http_auth = HttpAuth::default();
+    let subscriptions = Arc::new(SubscriptionTracker::default());
+    let observed: Arc<dyn EventStore> =
+        Arc::new(ObservedStore::new(store.clone(), subscriptions.clone()));
+    let mut sampler =
+        Sampler::new(store.clone(), subscriptions).with_pool(backend.pool_usage.clone());
+    if config.nats_config().is_some() {
+        sampler = sampler.with_publishers(
+            backend.coordination.clone(),
+            config.auth.admin_boundary.clone(),
+        );
+    }
+    let metrics_routes = match config.metrics.metrics_enabled {
+        true => crate::metrics::router(MetricsState {
+            handle: crate::metrics::install()?,
+            sampler: Arc::new(sampler),
+            public: config.metrics.metrics_public,
+            auth: http_auth.clone(),
+        }),
+        false => axum::Router::new(),
+    };
+
     // The probes answer during start-up so orchestrators can tell "starting" from "dead".
     let dashboard_slot = DashboardSlot::default();
     let http_app = admin_http::router_with_dashboard(
@@ -92,13 +122,32 @@ pub async fn serve_with_backend(
             readiness: readiness.clone(),
         },
         dashboard_slot.clone(),
-    );
+    )
+    .merge(metrics_routes);
     let mut http_stop = trigger.signal();
-    let http_task = tokio::spawn(async move {
-        axum::serve(http_listener, http_app)
-            .with_graceful_shutdown(async move { http_stop.wait().await })
+    let http_task = tokio::spawn(admin_transport::serve(
+        http_listener,
+        http_app,
+        admin_tls.clone(),
+        async move { http_stop.wait().await },
+    ));
+    if config.pprof.pprof_enabled {
+        let addr = config.pprof.addr(config.grpc.host);
+        let listener = TcpListener::bind(addr)
             .await
-    });
+            .map_err(|e| ServerError::io("binding the profiler port (ORISUN_PPROF_PORT)", e))?;
+        let app = profiling::router(ProfilingState {
+            auth: http_auth.clone(),
+        });
+        let mut stop = trigger.signal();
+        tracing::info!(%addr, "CPU profiler listening");
+        tokio::spawn(admin_transport::serve(
+            listener,
+            app,
+            admin_tls,
+            async move { stop.wait().await },
+        ));
+    }
 
     // Start-up proper; on failure the HTTP endpoint is stopped before the error is returned.
     let started: Result<_, ServerError> = async {
@@ -120,6 +169,7 @@ pub async fn serve_with_backend(
         let auth = Auth::start(store.clone(), AuthConfig::from(&config.auth))
             .await
             .map_err(ServerError::Auth)?;
+        http_auth.set(auth.clone());
         let admin = AdminService::new(store.clone(), auth.clone(), backend.name)
             .with_provisioner(backend.provisioner.clone());
         admin
@@ -137,7 +187,7 @@ pub async fn serve_with_backend(
             config.subscriptions.subscriber_lease_ttl,
         );
         let event_store = EventStoreService::new(
-            store.clone(),
+            observed.clone(),
             config.auth.admin_boundary.clone(),
             subscribers.clone(),
             trigger.signal(),
@@ -194,7 +244,7 @@ pub async fn serve_with_backend(
         // pub/sub are today's), so old and new clients share one log.
         let legacy_2025 = EventStore2025::new(
             today_event_store,
-            store.clone(),
+            observed.clone(),
             config.auth.admin_boundary.clone(),
         )
         .with_pubsub(pubsub_service.clone())
@@ -213,8 +263,9 @@ pub async fn serve_with_backend(
         let mut builder = config
             .grpc
             .server_builder()
-            // One span per call, so every log line of a handler names its RPC.
-            .trace_fn(|request| tracing::debug_span!("rpc", path = %request.uri().path()));
+            // One span per call, so every log line of a handler names its RPC; it continues the
+            // caller's trace (W3C traceparent) when OpenTelemetry is on.
+            .trace_fn(telemetry::rpc_span);
         if let Some(tls) = tls {
             builder = builder
                 .tls_config(tls)
@@ -222,6 +273,9 @@ pub async fn serve_with_backend(
         }
         let layers = tower::ServiceBuilder::new()
             .layer(OversizeLayer)
+            // Inside the oversize layer, so it sees the plain tonic body; outside
+            // authentication, so refused calls are counted too.
+            .layer(RpcMetricsLayer)
             .layer(AuthLayer::new(auth.clone()));
         let mut router = builder
             .layer(layers)
@@ -252,6 +306,8 @@ pub async fn serve_with_backend(
             trigger.trigger();
             let _ = http_task.await;
             drop(store);
+            drop(observed);
+            drop(http_auth);
             release(backend, config.grpc.shutdown_timeout).await;
             return Err(e);
         }
@@ -331,6 +387,9 @@ pub async fn serve_with_backend(
     drop(auth);
     drop(dashboard_slot);
     drop(store);
+    drop(observed);
+    // It holds the authority, which holds the store.
+    drop(http_auth);
     release(backend, config.grpc.shutdown_timeout).await;
     match grpc_result {
         Ok(result) => result?,

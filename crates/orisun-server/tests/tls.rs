@@ -165,3 +165,30 @@ async fn missing_certificate_file_stops_start_up() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn admin_http_serves_tls_with_the_grpc_certificate() {
+    let pki = Pki::new();
+    // Mutual TLS on gRPC does not extend to the probes: they need no client certificate.
+    let server = start(&pki, true).await;
+    let (status, body) = https_get(server.http, "/health", pki.ca_pem.as_bytes())
+        .await
+        .expect("HTTPS with the test CA");
+    assert_eq!((status, body.as_str()), (200, r#"{"status":"ok"}"#));
+    let (status, _) = https_get(server.http, "/ready", pki.ca_pem.as_bytes())
+        .await
+        .expect("HTTPS");
+    assert_eq!(status, 200);
+    // /metrics still needs credentials over TLS.
+    let (status, _) = https_get(server.http, "/metrics", pki.ca_pem.as_bytes())
+        .await
+        .expect("HTTPS");
+    assert_eq!(status, 401);
+    // Plain HTTP is not served on the admin port any more.
+    let plain = http_get(server.http, "/health").await;
+    assert!(
+        !matches!(plain, Ok((200, _))),
+        "plain HTTP answered: {plain:?}"
+    );
+    server.stop().await.expect("clean stop");
+}

@@ -289,6 +289,7 @@ impl EventStore for SqliteStore {
                 condition,
             },
             reply,
+            span: tracing::Span::current(),
         };
         let stopped = || StoreError::unavailable(format!("the writer of {name:?} has stopped"));
         boundary.jobs.send(job).await.map_err(|_| stopped())?;

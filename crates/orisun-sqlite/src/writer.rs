@@ -27,6 +27,9 @@ pub(crate) struct AppendJob {
     pub request: AppendRequest,
     /// Where the outcome goes, once the group is committed.
     pub reply: oneshot::Sender<Result<AppendOutcome, StoreError>>,
+    /// The caller's span, parent of the span of the group commit that serves it (traces
+    /// cross from the caller's task to this thread through it).
+    pub span: tracing::Span,
 }
 
 /// The writer thread's state.
@@ -82,8 +85,19 @@ impl Writer {
     fn commit_group(&mut self, group: Vec<AppendJob>, events: usize) {
         let started = Instant::now();
         let size = group.len();
-        let (requests, replies): (Vec<_>, Vec<_>) =
-            group.into_iter().map(|j| (j.request, j.reply)).unzip();
+        metrics::histogram!("orisun_group_commit_requests", "backend" => "sqlite", "boundary" => self.boundary.clone())
+            .record(size as f64);
+        metrics::histogram!("orisun_group_commit_events", "backend" => "sqlite", "boundary" => self.boundary.clone())
+            .record(events as f64);
+        // One span per caller, each a child of that caller's span, open until it is answered.
+        let mut spans = Vec::with_capacity(size);
+        let (requests, replies): (Vec<_>, Vec<_>) = group
+            .into_iter()
+            .map(|j| {
+                spans.push(tracing::info_span!(parent: &j.span, "group_commit", backend = "sqlite", requests = size, events));
+                (j.request, j.reply)
+            })
+            .unzip();
         let mut excluded: Vec<Option<StoreError>> = (0..size).map(|_| None).collect();
         let mut retried = false;
         let committed = loop {
@@ -226,8 +240,12 @@ mod tests {
                 rows,
                 condition,
             };
-            jobs.try_send(AppendJob { request, reply })
-                .unwrap_or_else(|_| panic!("queue has room"));
+            jobs.try_send(AppendJob {
+                request,
+                reply,
+                span: tracing::Span::none(),
+            })
+            .unwrap_or_else(|_| panic!("queue has room"));
             replies.push(rx);
         }
         drop(jobs);

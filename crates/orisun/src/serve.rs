@@ -3,14 +3,19 @@
 
 use anyhow::Context;
 use orisun_server::config::LogFormat;
+use orisun_server::telemetry::{self, TelemetryGuard};
 use orisun_server::Config;
 use std::io::IsTerminal;
 use tokio::net::TcpListener;
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::LevelFilter;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer};
 
 /// Runs the server until SIGINT or SIGTERM.
 pub async fn run(config: Config) -> anyhow::Result<()> {
-    init_logging(&config)?;
+    // Kept until the end: dropping it flushes the spans still queued for export.
+    let _telemetry = init_logging(&config)?;
     config.validate()?;
     let grpc = TcpListener::bind(config.grpc_addr())
         .await
@@ -32,17 +37,28 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn init_logging(config: &Config) -> anyhow::Result<()> {
+fn init_logging(config: &Config) -> anyhow::Result<Option<TelemetryGuard>> {
     let filter = EnvFilter::try_new(config.logging.logging_level.directive())
         .context("ORISUN_LOGGING_LEVEL is not a valid filter")?;
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
-    let result = match config.logging.logging_format {
-        LogFormat::Json => builder.json().try_init(),
-        LogFormat::Text => builder
+    let fmt = tracing_subscriber::fmt::layer();
+    let fmt = match config.logging.logging_format {
+        LogFormat::Json => fmt.json().with_filter(filter).boxed(),
+        LogFormat::Text => fmt
             .with_ansi(std::io::stdout().is_terminal())
-            .try_init(),
+            .with_filter(filter)
+            .boxed(),
     };
-    result.map_err(|e| anyhow::anyhow!("cannot install the logger: {e}"))
+    // Spans go to the collector at INFO whatever the log level, so traces stay whole.
+    let (otel, guard) = match telemetry::layer(&config.otel)? {
+        Some((layer, guard)) => (Some(layer.with_filter(LevelFilter::INFO)), Some(guard)),
+        None => (None, None),
+    };
+    tracing_subscriber::registry()
+        .with(fmt)
+        .with(otel)
+        .try_init()
+        .map_err(|e| anyhow::anyhow!("cannot install the logger: {e}"))?;
+    Ok(guard)
 }
 
 /// Completes on the first SIGINT (Ctrl-C) or SIGTERM.

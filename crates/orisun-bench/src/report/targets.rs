@@ -8,6 +8,9 @@ use crate::stats::ratio;
 /// Returns the baseline a scenario is compared with (for library mode's partitioned
 /// projection: the run of the same projection with one worker).
 pub fn baseline_for(scenario: &str) -> Option<String> {
+    if let Some(plain) = scenario.strip_prefix("observed_") {
+        return Some(format!("plain_{plain}"));
+    }
     if let Some(c) = scenario
         .strip_prefix("single_uncond_c")
         .or_else(|| scenario.strip_prefix("single_cond_c"))

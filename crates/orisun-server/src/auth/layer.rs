@@ -11,6 +11,7 @@ use tonic::body::Body;
 use tonic::codegen::http::{header::AUTHORIZATION, HeaderMap, HeaderValue, Request, Response};
 use tonic::Status;
 use tower::{Layer, Service};
+use tracing::Instrument;
 
 /// Path prefix of the calls that need no credentials (the standard health service).
 pub const EXEMPT_PREFIX: &str = "/grpc.health.v1.Health/";
@@ -75,7 +76,10 @@ where
             if request.uri().path().starts_with(EXEMPT_PREFIX) {
                 return inner.call(request).await;
             }
-            match authenticate_headers(&auth, request.headers()).await {
+            let checked = authenticate_headers(&auth, request.headers())
+                .instrument(tracing::info_span!("auth"))
+                .await;
+            match checked {
                 Ok((caller, token)) => {
                     tracing::trace!(user = %caller.username, path = request.uri().path(),
                         "authenticated");

@@ -9,7 +9,8 @@
 //! conversion into the configuration type of the crate it sets up: [`StorageSection`],
 //! [`SqliteSection`], [`PostgresSection`], [`BoundariesSection`], [`AuthSection`],
 //! [`GrpcSection`], [`AdminHttpSection`], [`TlsSection`], [`NatsSection`],
-//! [`SubscriptionsSection`] and [`LoggingSection`]. This file holds what spans sections: the
+//! [`SubscriptionsSection`], [`LoggingSection`], [`MetricsSection`], [`OtelSection`] and
+//! [`PprofSection`]. This file holds what spans sections: the
 //! backend choice, the start-up boundaries and the checks that involve several sections.
 
 mod admin_http;
@@ -18,8 +19,11 @@ mod boundaries;
 mod duration;
 mod grpc;
 mod logging;
+mod metrics;
 mod nats;
+mod otel;
 mod postgres;
+mod pprof;
 mod sqlite;
 mod storage;
 mod subscriptions;
@@ -31,8 +35,11 @@ pub use boundaries::{BoundariesSection, BoundaryDef, BoundaryList};
 pub use duration::parse_duration;
 pub use grpc::GrpcSection;
 pub use logging::{LogFormat, LogLevel, LoggingSection};
+pub use metrics::MetricsSection;
 pub use nats::NatsSection;
+pub use otel::OtelSection;
 pub use postgres::{PgSslMode, PostgresSection, SchemaMapping};
+pub use pprof::PprofSection;
 pub use sqlite::{SqliteSection, SqliteSynchronous};
 pub use storage::{BackendKind, StorageSection};
 pub use subscriptions::SubscriptionsSection;
@@ -96,6 +103,18 @@ pub struct Config {
     /// Log level and format.
     #[command(flatten)]
     pub logging: LoggingSection,
+
+    /// `/metrics` access.
+    #[command(flatten)]
+    pub metrics: MetricsSection,
+
+    /// OpenTelemetry traces.
+    #[command(flatten)]
+    pub otel: OtelSection,
+
+    /// CPU profiler.
+    #[command(flatten)]
+    pub pprof: PprofSection,
 }
 
 impl Config {

@@ -48,6 +48,8 @@ pub struct TestServer {
     pub grpc: SocketAddr,
     /// Where the admin HTTP endpoint is served.
     pub http: SocketAddr,
+    /// The CA (PEM) of the admin port's certificate when it serves HTTPS (gRPC TLS enabled).
+    pub tls_ca: Option<Vec<u8>>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<Result<(), ServerError>>>,
     _dir: Option<tempfile::TempDir>,
@@ -118,6 +120,12 @@ impl TestServer {
             .collect();
         args.extend(extra);
         let config = Config::try_parse_from(&args).expect("test configuration parses");
+        // The test certificates are signed by the CA the TLS tests pass as the client CA.
+        let tls_ca = config
+            .tls
+            .grpc_tls_enabled
+            .then(|| std::fs::read(&config.tls.grpc_tls_ca_file).ok())
+            .flatten();
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(orisun_server::serve(
             config,
@@ -130,6 +138,7 @@ impl TestServer {
         let mut server = Self {
             grpc,
             http,
+            tls_ca,
             stop: Some(stop),
             task: Some(task),
             _dir: dir,
@@ -139,11 +148,19 @@ impl TestServer {
         server
     }
 
+    /// Sends `GET path` to the admin port, over HTTPS when it serves TLS.
+    pub async fn admin_get(&self, path: &str) -> std::io::Result<(u16, String)> {
+        match &self.tls_ca {
+            Some(ca) => https_get(self.http, path, ca).await,
+            None => http_get(self.http, path).await,
+        }
+    }
+
     /// Polls `/ready` until it answers 200; fails at once if the server task ended.
     async fn wait_ready(&mut self) {
         let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
         loop {
-            if let Ok((200, _)) = http_get(self.http, "/ready").await {
+            if let Ok((200, _)) = self.admin_get("/ready").await {
                 return;
             }
             if self.task.as_ref().is_some_and(|t| t.is_finished()) {
@@ -278,6 +295,53 @@ pub async fn http_get(addr: SocketAddr, path: &str) -> std::io::Result<(u16, Str
         .await?;
     let mut response = Vec::new();
     stream.read_to_end(&mut response).await?;
+    let text = String::from_utf8_lossy(&response).into_owned();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = text.split("\r\n\r\n").nth(1).unwrap_or_default().to_owned();
+    Ok((status, body))
+}
+
+/// Sends `GET path` over HTTPS (HTTP/1.1), trusting only the CA `ca_pem`, to `localhost`.
+pub async fn https_get(
+    addr: SocketAddr,
+    path: &str,
+    ca_pem: &[u8],
+) -> std::io::Result<(u16, String)> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, ServerName};
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(ca_pem) {
+        roots
+            .add(cert.map_err(std::io::Error::other)?)
+            .map_err(std::io::Error::other)?;
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(std::io::Error::other)?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
+    let tcp = TcpStream::connect(addr).await?;
+    let name = ServerName::try_from("localhost").map_err(std::io::Error::other)?;
+    let mut stream = connector.connect(name, tcp).await?;
+    stream
+        .write_all(
+            format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+                .as_bytes(),
+        )
+        .await?;
+    let mut response = Vec::new();
+    // A server may close without close_notify; what was read still counts.
+    if let Err(e) = stream.read_to_end(&mut response).await {
+        if response.is_empty() {
+            return Err(e);
+        }
+    }
     let text = String::from_utf8_lossy(&response).into_owned();
     let status = text
         .split_whitespace()
