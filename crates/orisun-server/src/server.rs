@@ -95,8 +95,9 @@ pub async fn serve_with_backend(
     let subscriptions = Arc::new(SubscriptionTracker::default());
     let observed: Arc<dyn EventStore> =
         Arc::new(ObservedStore::new(store.clone(), subscriptions.clone()));
-    let mut sampler =
-        Sampler::new(store.clone(), subscriptions).with_pool(backend.pool_usage.clone());
+    let mut sampler = Sampler::new(store.clone(), subscriptions)
+        .with_pool(backend.pool_usage.clone())
+        .with_replica_sets(backend.membership.clone());
     if config.nats_config().is_some() {
         sampler = sampler.with_publishers(
             backend.coordination.clone(),

@@ -1,7 +1,7 @@
-//! The dashboard's view of a cluster on PostgreSQL: the overview lists every live node sharing
-//! the database (and drops one that stops), and the subscribers page lists the library-mode
-//! projection workers of a replica set running in another "process" on the same database,
-//! with who holds which partition.
+//! The operator's view of a cluster on PostgreSQL: the dashboard's overview lists every live
+//! node sharing the database (and drops one that stops); the dashboard's subscribers page and
+//! `/metrics` show the library-mode projection workers of a replica set running beside the
+//! servers on the same database, with who holds which partition.
 
 mod common;
 mod dashboard_support;
@@ -53,7 +53,8 @@ impl Handler for Ignore {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_overview_lists_the_cluster_and_subscribers_list_projection_workers() {
     let db = TestDb::create().await;
-    let args = db.server_args();
+    let mut args = db.server_args();
+    args.extend(["--metrics-public".to_owned(), "true".to_owned()]);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let a = TestServer::start_raw(&args).await;
     let b = TestServer::start_raw(&args).await;
@@ -105,6 +106,24 @@ async fn the_overview_lists_the_cluster_and_subscribers_list_projection_workers(
     assert_eq!(sets[0]["name"], "dashboard-set");
     assert_eq!(sets[0]["partitions"], 2);
     assert_eq!(sets[0]["members"][0]["worker"], "worker-one");
+
+    // The same, as scrape-time gauges of the server's /metrics.
+    let (status, metrics) = common::http_get(a.http, "/metrics").await.expect("scrape");
+    assert_eq!(status, 200, "{metrics}");
+    assert!(
+        metrics.contains(r#"orisun_replica_set_workers{set="dashboard-set"} 1"#),
+        "{metrics}"
+    );
+    for partition in 0..2 {
+        let unheld = format!(
+            r#"orisun_replica_set_partition_unheld{{set="dashboard-set",boundary="orders",projection="ignore",partition="{partition}"}} 0"#
+        );
+        assert!(metrics.contains(&unheld), "{unheld} in {metrics}");
+    }
+    assert!(
+        !metrics.contains(r#"set="orisun.nodes""#),
+        "the nodes' list is not a replica set"
+    );
     stop.cancel();
     running.await.expect("joined").expect("clean stop");
 

@@ -9,17 +9,15 @@ use orisun_core::{BoundaryName, Position};
 use orisun_projections::workers::replica_sets_status;
 use serde_json::{json, Value};
 
-/// Counts the events of `boundary` after `position` (all of them for `None`). Prepare
-/// positions are the boundary's gap-free sequence numbers, so this is the head's distance from
-/// the position: one head read, whatever the lag.
+/// Counts the events of `boundary` after `position` (all of them for `None`): one head read,
+/// counted as `/metrics` counts lags.
 pub async fn lag(
     dash: &Dashboard,
     boundary: &BoundaryName,
     position: Option<Position>,
 ) -> Result<u64, DashboardError> {
     let head = dash.store.head(boundary).await?;
-    let done = position.map_or(-1, |p| p.prepare);
-    Ok(u64::try_from(head.prepare - done).unwrap_or(0))
+    Ok(u64::try_from(crate::metrics::gauges::lag(head, position)).unwrap_or(0))
 }
 
 fn position_json(p: Option<Position>) -> Value {

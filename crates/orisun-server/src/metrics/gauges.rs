@@ -1,11 +1,17 @@
 //! [`Sampler`]: the gauges read when `/metrics` is scraped rather than recorded as things
-//! happen: subscription counts and lag, the NATS publishers' lag, the PostgreSQL pool, and the
-//! process (RSS, CPU, open files, start time, through `metrics-process`).
+//! happen: subscription counts and lag, the NATS publishers' lag, the projection replica sets
+//! on the same storage (generation, workers, each partition's lag, epoch and holder), the
+//! PostgreSQL pool, and the process (RSS, CPU, open files, start time, through
+//! `metrics-process`).
 
 use super::store::SubscriptionTracker;
-use super::{POOL_CONNECTIONS, POOL_WAITING, PUBLISHER_LAG, SUBSCRIPTIONS, SUBSCRIPTION_LAG};
+use super::{
+    PARTITION_EPOCH, PARTITION_LAG, PARTITION_UNHELD, POOL_CONNECTIONS, POOL_WAITING,
+    PUBLISHER_LAG, REPLICA_SET_GENERATION, REPLICA_SET_WORKERS, SUBSCRIPTIONS, SUBSCRIPTION_LAG,
+};
 use orisun_core::{BoundaryName, Position};
-use orisun_store::{Coordination, EventStore};
+use orisun_projections::workers::replica_sets_status;
+use orisun_store::{Coordination, EventStore, Membership};
 use parking_lot::Mutex;
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -34,6 +40,8 @@ pub struct Sampler {
     /// boundary is never published.
     publishers: Option<(Arc<dyn Coordination>, BoundaryName)>,
     pool: Option<PoolProbe>,
+    /// The projection workers' replica sets on the same storage.
+    replica_sets: Option<Arc<dyn Membership>>,
     process: metrics_process::Collector,
     /// Boundaries whose subscription gauges were set, so they return to zero.
     reported: Mutex<BTreeSet<BoundaryName>>,
@@ -48,6 +56,7 @@ impl Sampler {
             subscriptions,
             publishers: None,
             pool: None,
+            replica_sets: None,
             process,
             reported: Mutex::new(BTreeSet::new()),
         }
@@ -60,6 +69,12 @@ impl Sampler {
         admin_boundary: BoundaryName,
     ) -> Self {
         self.publishers = Some((coordination, admin_boundary));
+        self
+    }
+
+    /// Also samples the projection replica sets kept in `membership`.
+    pub fn with_replica_sets(mut self, membership: Arc<dyn Membership>) -> Self {
+        self.replica_sets = Some(membership);
         self
     }
 
@@ -82,6 +97,43 @@ impl Sampler {
         }
         self.sample_subscriptions().await;
         self.sample_publishers().await;
+        self.sample_replica_sets().await;
+    }
+
+    async fn sample_replica_sets(&self) {
+        let Some(membership) = &self.replica_sets else {
+            return;
+        };
+        let sets = match replica_sets_status(membership.as_ref(), Some(self.store.as_ref())).await {
+            Ok(sets) => sets,
+            Err(e) => {
+                tracing::debug!(error = %e, "replica sets not sampled");
+                return;
+            }
+        };
+        for set in sets {
+            metrics::gauge!(REPLICA_SET_GENERATION, "set" => set.name.clone())
+                .set(set.generation as f64);
+            metrics::gauge!(REPLICA_SET_WORKERS, "set" => set.name.clone())
+                .set(set.members.len() as f64);
+            for claim in set.claims {
+                let labels = [
+                    ("set", set.name.clone()),
+                    ("boundary", claim.boundary),
+                    ("projection", claim.projection),
+                    ("partition", claim.partition.to_string()),
+                ];
+                if let Some(lag) = claim.lag {
+                    metrics::gauge!(PARTITION_LAG, &labels).set(lag as f64);
+                }
+                metrics::gauge!(PARTITION_EPOCH, &labels).set(claim.epoch as f64);
+                metrics::gauge!(PARTITION_UNHELD, &labels).set(if claim.holder.is_some() {
+                    0.0
+                } else {
+                    1.0
+                });
+            }
+        }
     }
 
     async fn sample_subscriptions(&self) {

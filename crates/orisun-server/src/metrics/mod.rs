@@ -53,6 +53,16 @@ pub const SUBSCRIPTIONS: &str = "orisun_subscriptions_active";
 pub const SUBSCRIPTION_LAG: &str = "orisun_subscription_lag_events";
 /// Events after the NATS publisher's checkpoint, by boundary.
 pub const PUBLISHER_LAG: &str = "orisun_nats_publisher_lag_events";
+/// Generation of each projection replica set (grows on every membership change), by set.
+pub const REPLICA_SET_GENERATION: &str = "orisun_replica_set_generation";
+/// Live workers of each projection replica set, by set.
+pub const REPLICA_SET_WORKERS: &str = "orisun_replica_set_workers";
+/// Events after a projection partition's checkpoint, by set, boundary, projection, partition.
+pub const PARTITION_LAG: &str = "orisun_replica_set_partition_lag_events";
+/// Fencing epoch of a projection partition (how often it changed hands), same labels.
+pub const PARTITION_EPOCH: &str = "orisun_replica_set_partition_epoch";
+/// 1 while a projection partition has no holder (being handed over), else 0; same labels.
+pub const PARTITION_UNHELD: &str = "orisun_replica_set_partition_unheld";
 /// Connections of the PostgreSQL pool, by state (`in_use`, `idle`, `max`).
 pub const POOL_CONNECTIONS: &str = "orisun_db_pool_connections";
 /// Callers waiting for a connection of the PostgreSQL pool.
@@ -142,6 +152,26 @@ fn describe() {
     describe_gauge!(
         PUBLISHER_LAG,
         "Events after the NATS publisher's checkpoint, by boundary."
+    );
+    describe_gauge!(
+        REPLICA_SET_GENERATION,
+        "Generation of each projection replica set (grows on every membership change)."
+    );
+    describe_gauge!(
+        REPLICA_SET_WORKERS,
+        "Live workers of each projection replica set."
+    );
+    describe_gauge!(
+        PARTITION_LAG,
+        "Events after a projection partition's checkpoint."
+    );
+    describe_gauge!(
+        PARTITION_EPOCH,
+        "Fencing epoch of a projection partition: how often it changed hands."
+    );
+    describe_gauge!(
+        PARTITION_UNHELD,
+        "1 while a projection partition has no holder (being handed over), else 0."
     );
     describe_gauge!(
         POOL_CONNECTIONS,
