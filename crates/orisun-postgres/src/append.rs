@@ -130,14 +130,30 @@ impl Check {
 /// by one: a request sees the events of the accepted requests before it. A rejected request
 /// fails alone. Finally inserts the accepted events and their tags, moves the head and queues a
 /// NOTIFY for the other nodes (delivered at commit).
+///
+/// `spans` holds each request's span (its caller's `group_commit`); every conditional request
+/// gets a `condition_check` span under it, from the start of the group to its decision. With no
+/// span for a request (a caller's transaction), the check's span is a child of the current one.
 pub(crate) async fn append_group(
     exec: Exec<'_>,
     sql: &BoundarySql,
     channel: &str,
     requests: &[&AppendRequest],
     transaction: Transaction,
+    spans: &[tracing::Span],
 ) -> Result<GroupOutcome, StoreError> {
     let db = |e| error::db("append", e);
+    let checking: Vec<tracing::Span> = requests
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r.condition.is_some())
+        .map(|(i, _)| match spans.get(i) {
+            Some(parent) => {
+                tracing::info_span!(parent: parent, "condition_check", backend = "postgres")
+            }
+            None => tracing::info_span!("condition_check", backend = "postgres"),
+        })
+        .collect();
     if transaction == Transaction::Own {
         if let Some(fast) = OneStatement::new(requests) {
             match fast.append(exec, sql, channel).await {
@@ -244,6 +260,8 @@ pub(crate) async fn append_group(
     }
 
     let decided = decide(requests, stored_head, &stored, &db_latest);
+    // Every condition is decided now; what follows is the inserts.
+    drop(checking);
     if !decided.appended {
         if own {
             exec.simple("ROLLBACK").await.map_err(db)?;

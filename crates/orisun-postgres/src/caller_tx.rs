@@ -43,6 +43,7 @@ impl PostgresStore {
             &open.shared.channel,
             &[&request],
             Transaction::Caller,
+            &[],
         )
         .await?;
         group

@@ -115,15 +115,16 @@ async fn run(pool: Pool, shared: Arc<Shared>, mut rx: mpsc::Receiver<Job>) {
             .iter()
             .map(|j| tracing::info_span!(parent: &j.span, "group_commit", backend = "postgres", requests = requests.len(), events = group_events))
             .collect();
-        let outcomes = match commit(&pool, &shared, &requests).await {
+        let outcomes = match commit(&pool, &shared, &requests, &spans).await {
             Ok(outcomes) => outcomes,
             Err(e) if requests.len() > 1 && !matches!(e, StoreError::Unavailable { .. }) => {
                 // Not a lost connection, so possibly caused by one request's data: retry each
                 // alone so that it fails alone.
                 tracing::warn!(boundary = %shared.name, error = %e, "group commit failed; retrying requests one by one");
                 let mut outcomes = Vec::with_capacity(requests.len());
-                for request in &requests {
-                    outcomes.push(match commit(&pool, &shared, &[request]).await {
+                for (request, span) in requests.iter().zip(&spans) {
+                    let alone = std::slice::from_ref(span);
+                    outcomes.push(match commit(&pool, &shared, &[request], alone).await {
                         Ok(mut o) => o
                             .pop()
                             .unwrap_or_else(|| Err(StoreError::internal("no outcome"))),
@@ -147,6 +148,7 @@ async fn commit(
     pool: &Pool,
     shared: &Shared,
     requests: &[&AppendRequest],
+    spans: &[tracing::Span],
 ) -> Result<Vec<Result<AppendOutcome, StoreError>>, StoreError> {
     let client = pool.get().await.map_err(|e| error::pool("append", e))?;
     let exec = Exec::cached(&client, &client.statement_cache);
@@ -156,6 +158,7 @@ async fn commit(
         &shared.channel,
         requests,
         Transaction::Own,
+        spans,
     )
     .await
     {

@@ -1,6 +1,7 @@
-//! OpenTelemetry: an in-test OTLP/gRPC receiver gets the spans of a save (the call, `auth`,
-//! `save`, `group_commit`) in the caller's trace (W3C `traceparent`); once the receiver is
-//! stopped, saves still succeed, about as fast as with tracing off (measured in the same test).
+//! OpenTelemetry: an in-test OTLP/gRPC receiver gets the spans of a conditional save (the
+//! call, `auth`, `save`, `group_commit`, `condition_check`) in the caller's trace (W3C
+//! `traceparent`), on SQLite and on PostgreSQL; once the receiver is stopped, saves still
+//! succeed, about as fast as with tracing off (measured in the same test).
 //!
 //! The `tracing` subscriber is process-wide, so this file holds one test.
 
@@ -84,6 +85,18 @@ fn save(account: &str) -> pb::SaveEventsRequest {
     }
 }
 
+/// A save that expects no event of its account yet.
+fn conditional_save(account: &str) -> pb::SaveEventsRequest {
+    let mut request = save(account);
+    request.query = Some(pb::SaveQuery {
+        expected_position: Some(common::pos(-1, -1)),
+        subset_query: Some(pb::Query {
+            criteria: vec![common::criterion(&[("accountId", account)])],
+        }),
+    });
+    request
+}
+
 async fn timed_saves(client: &mut Client, n: usize) -> Duration {
     let started = Instant::now();
     for i in 0..n {
@@ -128,8 +141,8 @@ async fn spans_reach_the_collector_and_a_dead_collector_costs_nothing() {
     let server = TestServer::start(Backend::Sqlite).await;
     let mut client = server.client().await;
 
-    // A save in the caller's trace.
-    let mut request = tonic::Request::new(save("traced"));
+    // A conditional save in the caller's trace.
+    let mut request = tonic::Request::new(conditional_save("traced"));
     request.metadata_mut().insert(
         "traceparent",
         format!("00-{TRACE_ID}-{CALLER_SPAN}-01")
@@ -143,6 +156,7 @@ async fn spans_reach_the_collector_and_a_dead_collector_costs_nothing() {
         "auth",
         "save",
         "group_commit",
+        "condition_check",
     ];
     let deadline = Instant::now() + Duration::from_secs(20);
     let ours = loop {
@@ -169,7 +183,53 @@ async fn spans_reach_the_collector_and_a_dead_collector_costs_nothing() {
     assert_eq!(by_name("auth").parent, rpc.span_id);
     let store_save = by_name("save");
     assert_eq!(store_save.parent, rpc.span_id);
-    assert_eq!(by_name("group_commit").parent, store_save.span_id);
+    let group_commit = by_name("group_commit");
+    assert_eq!(group_commit.parent, store_save.span_id);
+    assert_eq!(by_name("condition_check").parent, group_commit.span_id);
+
+    // PostgreSQL's writer traces its condition checks the same way.
+    let pg = TestServer::start(Backend::Postgres).await;
+    let mut pg_client = pg.client().await;
+    const PG_TRACE_ID: &str = "5bf92f3577b34da6a3ce929d0e0e4737";
+    let mut request = tonic::Request::new(conditional_save("traced-pg"));
+    request.metadata_mut().insert(
+        "traceparent",
+        format!("00-{PG_TRACE_ID}-{CALLER_SPAN}-01")
+            .parse()
+            .expect("ascii"),
+    );
+    pg_client.save_events(request).await.expect("saved");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let pg_spans = loop {
+        let spans: Vec<Received> = receiver
+            .spans
+            .lock()
+            .iter()
+            .filter(|s| s.trace_id == PG_TRACE_ID)
+            .cloned()
+            .collect();
+        if wanted.iter().all(|w| spans.iter().any(|s| s.name == *w)) {
+            break spans;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "PostgreSQL spans not exported: {spans:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let pg_by_name = |name: &str| {
+        pg_spans
+            .iter()
+            .find(|s| s.name == name)
+            .expect(name)
+            .clone()
+    };
+    assert_eq!(
+        pg_by_name("condition_check").parent,
+        pg_by_name("group_commit").span_id
+    );
+    drop(pg_client);
+    pg.stop().await.expect("clean stop");
 
     // The collector goes away: its port is closed from now on.
     stop_receiver.send(()).expect("receiver running");

@@ -68,6 +68,7 @@ pub(crate) fn append_group(
     tag_log_limit: usize,
     requests: &[AppendRequest],
     excluded: &[Option<StoreError>],
+    spans: &[tracing::Span],
 ) -> Result<(Vec<Option<Result<AppendOutcome, StoreError>>>, Position), GroupError> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     // Read, not cached: correctness never depends on this thread being the only writer.
@@ -102,6 +103,8 @@ pub(crate) fn append_group(
             } else {
                 Tags::Log(&mut *tail)
             };
+            // Inside the caller's span (`group_commit`), so its condition check is a child.
+            let _caller = spans.get(index).map(tracing::Span::enter);
             match request.apply(&tx, tags, head, micros) {
                 Ok(Ok(outcome)) => {
                     if !outcome.already_stored {
@@ -201,6 +204,7 @@ impl AppendRequest {
             Ok(None) => {}
         }
         if let Some(condition) = &self.condition {
+            let _check = tracing::info_span!("condition_check", backend = "sqlite").entered();
             if let Err(err) = validate_expected(condition.after, head) {
                 return Ok(Err(err));
             }

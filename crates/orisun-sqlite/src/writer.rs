@@ -107,6 +107,7 @@ impl Writer {
                 self.tag_log_limit,
                 &requests,
                 &excluded,
+                &spans,
             ) {
                 Ok(committed) => break Ok(committed),
                 // One request's writes failed (too big, disk full...): the transaction is rolled
