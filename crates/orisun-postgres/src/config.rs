@@ -27,6 +27,16 @@ pub struct PostgresConfig {
     /// direct connection (not through a transaction-mode pooler). Without it, appends made by
     /// other processes are noticed by the fallback poll only.
     pub listen: bool,
+    /// Host of the LISTEN connection, when it must bypass a pooler that `host` points at;
+    /// `None`: `host`.
+    pub listen_host: Option<String>,
+    /// Port of the LISTEN connection; `None`: `port`.
+    pub listen_port: Option<u16>,
+    /// Whether statements are prepared once per pooled connection and cached (fastest). Off,
+    /// every statement is sent unnamed (parse, bind and execute in one round trip), which a
+    /// transaction-mode pooler without prepared-statement support needs (PgBouncer before 1.21,
+    /// or with `max_prepared_statements = 0`).
+    pub statement_cache: bool,
     /// `application_name` of the pooled connections; the LISTEN connection uses this name with
     /// `_listener` appended, so operators can tell them apart in `pg_stat_activity`.
     pub application_name: String,
@@ -47,6 +57,9 @@ impl Default for PostgresConfig {
             pool_size: 16,
             default_schema: "public".to_owned(),
             listen: true,
+            listen_host: None,
+            listen_port: None,
+            statement_cache: true,
             application_name: "orisun".to_owned(),
             connect_timeout: Duration::from_secs(10),
             tls: PgTls::default(),
@@ -100,11 +113,26 @@ impl PostgresConfig {
         Ok(())
     }
 
+    /// Builds the LISTEN connection's configuration: `listen_host`/`listen_port` when set (a
+    /// direct route around a transaction-mode pooler), with `_listener` appended to the
+    /// application name.
+    pub(crate) fn listener_pg_config(&self) -> tokio_postgres::Config {
+        self.pg_config_at(
+            self.listen_host.as_deref().unwrap_or(&self.host),
+            self.listen_port.unwrap_or(self.port),
+            "_listener",
+        )
+    }
+
     /// Builds the driver's configuration, with `suffix` appended to the application name.
     pub(crate) fn pg_config(&self, name_suffix: &str) -> tokio_postgres::Config {
+        self.pg_config_at(&self.host, self.port, name_suffix)
+    }
+
+    fn pg_config_at(&self, host: &str, port: u16, name_suffix: &str) -> tokio_postgres::Config {
         let mut pg = tokio_postgres::Config::new();
-        pg.host(&self.host)
-            .port(self.port)
+        pg.host(host)
+            .port(port)
             .user(&self.user)
             .dbname(&self.dbname)
             .application_name(format!("{}{name_suffix}", self.application_name))

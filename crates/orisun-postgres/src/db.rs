@@ -1,5 +1,5 @@
-//! Running statements: prepared and cached on pooled connections, unnamed on a caller's
-//! connection.
+//! Running statements: prepared and cached on pooled connections (unless the statement cache
+//! is off, for transaction-mode poolers), unnamed on a caller's connection.
 
 use deadpool_postgres::StatementCache;
 use futures::future::{maybe_done, MaybeDone};
@@ -37,8 +37,15 @@ pub(crate) enum Prepared<'s> {
 const MAX_CACHED_STATEMENTS: usize = 512;
 
 impl<'a> Exec<'a> {
-    /// Runs statements on a pooled connection, with its statement cache.
-    pub(crate) fn cached(client: &'a Client, cache: &'a StatementCache) -> Self {
+    /// Runs statements on a pooled connection: with its statement cache when `cache_statements`
+    /// (the default), else unnamed, as a transaction-mode pooler without prepared-statement
+    /// support (PgBouncer before 1.21) needs: between transactions it may hand each statement to
+    /// a different server connection, where a named statement does not exist.
+    pub(crate) fn pooled(client: &'a deadpool_postgres::Client, cache_statements: bool) -> Self {
+        if !cache_statements {
+            return Self::unnamed(client);
+        }
+        let cache = &client.statement_cache;
         if cache.size() > MAX_CACHED_STATEMENTS {
             cache.clear();
         }

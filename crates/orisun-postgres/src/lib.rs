@@ -93,8 +93,10 @@
 //! No session state survives a transaction: locks are transaction-level, nothing is `SET`
 //! outside a transaction, no temporary tables. Statements are prepared and cached per pooled
 //! connection, which a transaction-mode PgBouncer supports from version 1.21
-//! (`max_prepared_statements`); library mode uses unnamed statements only. The LISTEN connection
-//! must be direct.
+//! (`max_prepared_statements`); with [`PostgresConfig::statement_cache`] off every statement is
+//! sent unnamed, for older poolers. Library mode uses unnamed statements only. The LISTEN
+//! connection must be direct: [`PostgresConfig::listen_host`] and `listen_port` route it around
+//! the pooler. `tests/pgbouncer.rs` runs the conformance suite through PgBouncer 1.18.
 //!
 //! # Deviations from the design brief
 //!

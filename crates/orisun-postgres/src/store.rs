@@ -112,7 +112,7 @@ impl PostgresStore {
         let mut tasks = Vec::new();
         if let Some(rx) = listen_rx {
             tasks.push(tokio::spawn(notify::listen(
-                inner.config.pg_config("_listener"),
+                inner.config.listener_pg_config(),
                 connector,
                 rx,
             )));
@@ -216,10 +216,13 @@ impl PostgresStore {
         let sql = BoundarySql::new(names);
         let head = {
             let client = self.client("open boundary").await?;
-            read::head(Exec::cached(&client, &client.statement_cache), &sql)
-                .await
-                .map_err(|e| error::db("open boundary", e))?
-                .unwrap_or(Position::BEFORE_FIRST)
+            read::head(
+                Exec::pooled(&client, self.inner.config.statement_cache),
+                &sql,
+            )
+            .await
+            .map_err(|e| error::db("open boundary", e))?
+            .unwrap_or(Position::BEFORE_FIRST)
         };
         let shared = Arc::new(Shared {
             name: boundary.clone(),
@@ -230,7 +233,11 @@ impl PostgresStore {
         let mut boundaries = self.inner.boundaries.lock();
         let open = boundaries.entry(boundary.clone()).or_insert_with(|| {
             Arc::new(Boundary {
-                writer: writer::spawn(self.inner.pool.clone(), shared.clone()),
+                writer: writer::spawn(
+                    self.inner.pool.clone(),
+                    self.inner.config.statement_cache,
+                    shared.clone(),
+                ),
                 shared,
                 listening: AtomicBool::new(false),
             })
@@ -241,7 +248,7 @@ impl PostgresStore {
     async fn read_head(&self, open: &Boundary) -> Result<Position, StoreError> {
         let client = self.client("head").await?;
         let head = read::head(
-            Exec::cached(&client, &client.statement_cache),
+            Exec::pooled(&client, self.inner.config.statement_cache),
             &open.shared.sql,
         )
         .await
@@ -269,10 +276,11 @@ async fn poll(inner: Weak<Inner>) {
             continue;
         }
         let pool = inner.pool.clone();
+        let cache_statements = inner.config.statement_cache;
         drop(inner);
         match pool.get().await {
             Ok(client) => {
-                notify::refresh(Exec::cached(&client, &client.statement_cache), &watched).await;
+                notify::refresh(Exec::pooled(&client, cache_statements), &watched).await;
             }
             Err(e) => tracing::debug!(error = %e, "head poll: no connection"),
         }
@@ -289,7 +297,7 @@ impl EventStore for PostgresStore {
     async fn boundaries(&self) -> Result<Vec<BoundaryName>, StoreError> {
         let client = self.client("boundaries").await?;
         let rows = client
-            .query(
+            .query_typed(
                 "SELECT name FROM orisun.boundaries ORDER BY name COLLATE \"C\"",
                 &[],
             )
@@ -337,7 +345,7 @@ impl EventStore for PostgresStore {
         let open = self.resolve(boundary).await?;
         let client = self.client("read").await?;
         read::read(
-            Exec::cached(&client, &client.statement_cache),
+            Exec::pooled(&client, self.inner.config.statement_cache),
             &open.shared.sql,
             request,
         )
@@ -354,7 +362,7 @@ impl EventStore for PostgresStore {
         let open = self.resolve(boundary).await?;
         let client = self.client("latest by criteria").await?;
         read::latest_by_criteria(
-            Exec::cached(&client, &client.statement_cache),
+            Exec::pooled(&client, self.inner.config.statement_cache),
             &open.shared.sql,
             criteria,
         )

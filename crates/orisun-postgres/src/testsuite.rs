@@ -5,6 +5,8 @@
 //! The server comes from `ORISUN_TEST_PG` (a libpq-style string), by default
 //! `host=127.0.0.1 port=5432 user=postgres`.
 
+pub mod pgbouncer;
+
 use crate::{PostgresConfig, PostgresStore};
 use orisun_store::testsuite::Owned;
 use orisun_store::EventStore;

@@ -63,13 +63,27 @@ pub(crate) struct Job {
 }
 
 /// Starts the writer of a boundary; it ends when every sender is dropped.
-pub(crate) fn spawn(pool: Pool, shared: Arc<Shared>) -> mpsc::Sender<Job> {
+pub(crate) fn spawn(pool: Pool, cache_statements: bool, shared: Arc<Shared>) -> mpsc::Sender<Job> {
     let (tx, rx) = mpsc::channel(QUEUE);
-    tokio::spawn(run(pool, shared, rx));
+    tokio::spawn(run(
+        Connections {
+            pool,
+            cache_statements,
+        },
+        shared,
+        rx,
+    ));
     tx
 }
 
-async fn run(pool: Pool, shared: Arc<Shared>, mut rx: mpsc::Receiver<Job>) {
+/// Where a writer gets its connections, and how it runs statements on them.
+struct Connections {
+    pool: Pool,
+    /// See [`crate::PostgresConfig::statement_cache`].
+    cache_statements: bool,
+}
+
+async fn run(pool: Connections, shared: Arc<Shared>, mut rx: mpsc::Receiver<Job>) {
     // A request that did not fit in the previous group starts the next one.
     let mut carried: Option<Job> = None;
     loop {
@@ -145,13 +159,17 @@ async fn run(pool: Pool, shared: Arc<Shared>, mut rx: mpsc::Receiver<Job>) {
 
 /// Runs one group transaction and returns each request's outcome.
 async fn commit(
-    pool: &Pool,
+    connections: &Connections,
     shared: &Shared,
     requests: &[&AppendRequest],
     spans: &[tracing::Span],
 ) -> Result<Vec<Result<AppendOutcome, StoreError>>, StoreError> {
-    let client = pool.get().await.map_err(|e| error::pool("append", e))?;
-    let exec = Exec::cached(&client, &client.statement_cache);
+    let client = connections
+        .pool
+        .get()
+        .await
+        .map_err(|e| error::pool("append", e))?;
+    let exec = Exec::pooled(&client, connections.cache_statements);
     match append_group(
         exec,
         &shared.sql,

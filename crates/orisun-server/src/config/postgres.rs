@@ -152,6 +152,31 @@ pub struct PostgresSection {
     #[arg(long, env = "ORISUN_PG_LISTEN_ENABLED", value_name = "ORISUN_PG_LISTEN_ENABLED", default_value_t = true, action = ArgAction::Set, value_parser = BoolishValueParser::new(), help_heading = "PostgreSQL")]
     pub pg_listen_enabled: bool,
 
+    /// Host for the LISTEN connection when ORISUN_PG_HOST is a transaction-mode pooler
+    /// (PgBouncer): LISTEN needs a direct session with PostgreSQL. Default: ORISUN_PG_HOST.
+    #[arg(
+        long,
+        env = "ORISUN_PG_LISTEN_HOST",
+        value_name = "ORISUN_PG_LISTEN_HOST",
+        help_heading = "PostgreSQL"
+    )]
+    pub pg_listen_host: Option<String>,
+
+    /// Port for the LISTEN connection. Default: ORISUN_PG_PORT.
+    #[arg(
+        long,
+        env = "ORISUN_PG_LISTEN_PORT",
+        value_name = "ORISUN_PG_LISTEN_PORT",
+        help_heading = "PostgreSQL"
+    )]
+    pub pg_listen_port: Option<u16>,
+
+    /// Prepare statements once per pooled connection and cache them. Set false behind a
+    /// transaction-mode pooler without prepared-statement support (PgBouncer before 1.21, or
+    /// max_prepared_statements = 0): every statement is then sent unnamed.
+    #[arg(long, env = "ORISUN_PG_STATEMENT_CACHE", value_name = "ORISUN_PG_STATEMENT_CACHE", default_value_t = true, action = ArgAction::Set, value_parser = BoolishValueParser::new(), help_heading = "PostgreSQL")]
+    pub pg_statement_cache: bool,
+
     /// Connections for writes; the pool holds this plus ORISUN_PG_READ_MAX_OPEN_CONNS.
     #[arg(long, env = "ORISUN_PG_WRITE_MAX_OPEN_CONNS", value_name = "ORISUN_PG_WRITE_MAX_OPEN_CONNS", default_value_t = 25, value_parser = clap::value_parser!(u32).range(1..), help_heading = "PostgreSQL")]
     pub pg_write_max_open_conns: u32,
@@ -211,6 +236,9 @@ impl TryFrom<&PostgresSection> for PostgresConfig {
             pool_size: pool_size.max(2),
             default_schema: DEFAULT_PG_SCHEMA.to_owned(),
             listen: section.pg_listen_enabled,
+            listen_host: section.pg_listen_host.clone(),
+            listen_port: section.pg_listen_port,
+            statement_cache: section.pg_statement_cache,
             application_name: "orisun".to_owned(),
             connect_timeout: Duration::from_secs(10),
             tls: PgTls {

@@ -145,6 +145,38 @@ fn postgres_tls_settings_reach_the_store_config() {
 }
 
 #[test]
+fn pooler_settings_reach_the_store_config() {
+    let c = parse(&[
+        "--pg-host",
+        "pgbouncer",
+        "--pg-port",
+        "6432",
+        "--pg-listen-host",
+        "db",
+        "--pg-listen-port",
+        "5432",
+        "--pg-statement-cache",
+        "false",
+    ])
+    .expect("parses");
+    let pg = orisun_postgres::PostgresConfig::try_from(&c.postgres).expect("converts");
+    assert_eq!((pg.host.as_str(), pg.port), ("pgbouncer", 6432));
+    assert_eq!(
+        (pg.listen_host.as_deref(), pg.listen_port),
+        (Some("db"), Some(5432))
+    );
+    assert!(!pg.statement_cache);
+    let direct = parse(&["--pg-host", "db"]).expect("parses");
+    let pg = orisun_postgres::PostgresConfig::try_from(&direct.postgres).expect("converts");
+    assert_eq!((pg.listen_host, pg.listen_port), (None, None));
+    assert!(pg.statement_cache, "statements are cached by default");
+    let err = parse(&["--pg-statement-cache", "sometimes"])
+        .expect_err("not a boolean")
+        .to_string();
+    assert!(err.contains("ORISUN_PG_STATEMENT_CACHE"), "{err}");
+}
+
+#[test]
 fn cross_checks_name_the_variable() {
     let c = parse(&["--backend", "postgres"]).expect("parses");
     assert_eq!(
