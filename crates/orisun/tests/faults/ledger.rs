@@ -3,7 +3,7 @@
 //! positions, refused ones absent, unanswered ones whole or absent, nothing else stored,
 //! positions gap-free, and each acknowledged condition held in the final log.
 
-use super::workload::{group_query, orders, Batch, Outcome};
+use super::workload::{orders, tag_query, Batch, Outcome};
 use orisun_client::OrisunClient;
 use orisun_store::core::{Position, ReadRequest, StoredEvent};
 use orisun_store::EventStore;
@@ -40,8 +40,8 @@ pub struct Ledger {
     stored: HashMap<Uuid, Position>,
     /// The last event read.
     last: Option<Position>,
-    /// Positions of each group's events, ascending.
-    groups: HashMap<String, Vec<Position>>,
+    /// Positions of the events carrying each `group` and `client` tag, ascending.
+    tags: HashMap<(String, String), Vec<Position>>,
     /// Ids read but not yet matched with a batch.
     unmatched: Vec<Uuid>,
     /// Every id a client ever sent.
@@ -97,8 +97,11 @@ impl Ledger {
             );
             let data: serde_json::Value =
                 serde_json::from_str(&event.data).expect("event data is JSON");
-            let group = data["group"].as_str().unwrap_or_default().to_owned();
-            self.groups.entry(group).or_default().push(event.position);
+            for key in ["group", "client"] {
+                let value = data[key].as_str().unwrap_or_default().to_owned();
+                let tag = (key.to_owned(), value);
+                self.tags.entry(tag).or_default().push(event.position);
+            }
             let previous = self.stored.insert(event.event_id, event.position);
             assert!(previous.is_none(), "event {} stored twice", event.event_id);
             self.unmatched.push(event.event_id);
@@ -172,32 +175,32 @@ impl Ledger {
         }
     }
 
-    /// A condition that was acknowledged held: no event of the batch's group lies after the
+    /// A condition that was acknowledged held: no event carrying its tag lies after the
     /// expected position and before the batch.
     fn check_condition(&mut self, batch: &Batch, expected: Position, first: Position) {
-        let positions = &self.groups[&batch.group];
+        let positions = &self.tags[&batch.scope];
         let after_expected = positions.partition_point(|p| *p <= expected);
         let before_batch = positions.partition_point(|p| *p < first);
         assert_eq!(
             after_expected, before_batch,
             "a conditional save expecting {expected:?} was accepted at {first:?} although \
-             group {} had events in between",
-            batch.group
+             {:?} had events in between",
+            batch.scope
         );
         self.counts.conditions_checked += 1;
     }
 
-    /// Checks the tag index: a query for each group returns exactly that group's events.
+    /// Checks the tag index: a query for each tag returns exactly the events carrying it.
     pub async fn check_queries(&self, client: &OrisunClient) {
-        for (group, positions) in &self.groups {
-            let read: Vec<Position> = read_after(client, None, Some(group_query(group)))
+        for ((key, value), positions) in &self.tags {
+            let read: Vec<Position> = read_after(client, None, Some(tag_query(key, value)))
                 .await
                 .into_iter()
                 .map(|e| e.position)
                 .collect();
             assert_eq!(
                 &read, positions,
-                "the tag index returns group {group}'s events"
+                "the tag index returns the events of {key} {value}"
             );
         }
     }

@@ -1,6 +1,6 @@
 //! The clients of a crash test: each saves batches of 1 to `max_batch` events, half of them on a
-//! DCB condition over its group's events (two clients per group, so most conditions pass and
-//! some conflict), and records what the server answered for each batch until its connection
+//! DCB condition over its own events or its group's (two clients per group), so that most
+//! conditions pass and some conflict, and records what the server answered for each batch until its connection
 //! dies with the server.
 
 use orisun_client::{OrisunClient, RetryPolicy};
@@ -31,8 +31,9 @@ pub enum Outcome {
 pub struct Batch {
     /// Its events' ids, in order.
     pub ids: Vec<Uuid>,
-    /// The `group` tag of every event of the batch (what its condition covers).
-    pub group: String,
+    /// The tag (key, value) the condition covers: the client's own (`client`) or its
+    /// group's, shared with another client (`group`).
+    pub scope: (String, String),
     /// The condition's expected position, for a conditional save.
     pub expected: Option<Position>,
     /// The answer.
@@ -65,9 +66,9 @@ pub fn orders() -> BoundaryName {
     BoundaryName::new("orders").expect("valid name")
 }
 
-/// The query of a group's events.
-pub fn group_query(group: &str) -> Query {
-    Query::new([Criterion::new([Tag::new("group", group)])])
+/// The query of the events carrying one tag.
+pub fn tag_query(key: &str, value: &str) -> Query {
+    Query::new([Criterion::new([Tag::new(key, value)])])
 }
 
 /// Clients saving until their server dies.
@@ -93,6 +94,7 @@ impl Clients {
                 let group = format!("g{}", n / 2);
                 tokio::spawn(save_until_failure(
                     client,
+                    format!("c{n}"),
                     group,
                     load.max_batch,
                     rng,
@@ -133,6 +135,7 @@ fn batch_size(rng: &mut StdRng, max: usize) -> usize {
 
 async fn save_until_failure(
     client: OrisunClient,
+    me: String,
     group: String,
     max_batch: usize,
     mut rng: StdRng,
@@ -140,13 +143,15 @@ async fn save_until_failure(
     killing: Arc<AtomicBool>,
 ) -> Result<Vec<Batch>, String> {
     let boundary = orders();
-    // The latest position of this group's events that this client knows of.
+    // The latest positions of this group's and this client's events that it knows of.
     let mut known = Position::BEFORE_FIRST;
+    let mut mine: Option<Position> = None;
     let mut sent = Vec::new();
     loop {
         let size = batch_size(&mut rng, max_batch);
         let mut data = JsonObject::new();
         data.insert("group".into(), group.clone().into());
+        data.insert("client".into(), me.clone().into());
         let events: Vec<NewEvent> = (0..size)
             .map(|_| {
                 NewEvent::new(Uuid::new_v4(), "Placed", data.clone(), JsonObject::new())
@@ -154,16 +159,50 @@ async fn save_until_failure(
             })
             .collect();
         let ids = events.iter().map(|e| e.event_id).collect();
-        let expected = rng.random_bool(0.5).then_some(known);
-        let condition = expected.map(|at| AppendCondition::new(group_query(&group), at));
+        // Half the saves are conditional: mostly on the client's own events, against the
+        // position of its last save (these pass, unless the position is stale after a
+        // restart); the rest on its group's, against a context read just before, as a command
+        // handler would (these conflict when the partner saved in between).
+        let (scope, expected) = if rng.random_bool(0.5) {
+            let own = rng.random_bool(0.75);
+            // The context is read for a group condition, and for the client's own the first
+            // time (the client's earlier lives, before a restart, saved under the same tag).
+            if !own || mine.is_none() {
+                let key = if own { "client" } else { "group" };
+                let value = if own { &me } else { &group };
+                let criterion = Criterion::new([Tag::new(key, value.as_str())]);
+                let context = match client.latest_by_criteria(&boundary, &[criterion]).await {
+                    Ok(latest) => latest.context_position,
+                    Err(_) if killing.load(Ordering::SeqCst) => return Ok(sent),
+                    Err(e) => return Err(format!("a read failed while the server was up: {e:?}")),
+                };
+                if own {
+                    mine = Some(context);
+                } else {
+                    known = known.max(context);
+                }
+            }
+            if own {
+                (("client".to_owned(), me.clone()), mine)
+            } else {
+                (("group".to_owned(), group.clone()), Some(known))
+            }
+        } else {
+            (("group".to_owned(), group.clone()), None)
+        };
+        let condition = expected.map(|at| AppendCondition::new(tag_query(&scope.0, &scope.1), at));
         let answer = client.append(&boundary, events, condition).await;
         let outcome = match answer {
             Ok(done) => {
                 acks.fetch_add(1, Ordering::SeqCst);
                 known = known.max(done.position);
+                mine = mine.max(Some(done.position));
                 Outcome::Acked(done.position)
             }
             Err(StoreError::ConditionFailed { actual, .. }) => {
+                if scope.0 == "client" {
+                    mine = mine.max(Some(actual));
+                }
                 known = known.max(actual);
                 Outcome::Rejected
             }
@@ -175,7 +214,7 @@ async fn save_until_failure(
         };
         sent.push(Batch {
             ids,
-            group: group.clone(),
+            scope,
             expected,
             outcome,
         });
