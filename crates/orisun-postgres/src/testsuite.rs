@@ -3,7 +3,10 @@
 //! panic), and a conformance-suite factory.
 //!
 //! The server comes from `ORISUN_TEST_PG` (a libpq-style string), by default
-//! `host=127.0.0.1 port=5432 user=postgres`.
+//! `host=127.0.0.1 port=5432 user=postgres`. Tests that stop or reconfigure their server start
+//! a private one instead ([`cluster::Cluster`]).
+
+pub mod cluster;
 
 pub mod pgbouncer;
 

@@ -4,12 +4,13 @@
 //! name the certificate does not carry, a missing root certificate, plain TCP.
 
 use orisun_core::{BoundaryName, NewEvent, ReadRequest};
+use orisun_postgres::testsuite::cluster::Cluster;
 use orisun_postgres::{PgTls, PostgresConfig, PostgresStore, SslMode};
 use orisun_store::EventStore;
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
 use serde_json::json;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::path::PathBuf;
+use std::process::Command;
 use std::time::Duration;
 
 /// A CA: its certificate (PEM) and what signs with it.
@@ -41,156 +42,60 @@ fn leaf(ca: &Ca, cn: &str, names: &[&str]) -> (String, String) {
     (cert.pem(), key.serialize_pem())
 }
 
-fn pg_bin(tool: &str) -> PathBuf {
-    let versions = std::fs::read_dir("/usr/lib/postgresql").expect("PostgreSQL is installed");
-    versions
-        .filter_map(Result::ok)
-        .map(|v| v.path().join("bin").join(tool))
-        .find(|p| p.exists())
-        .unwrap_or_else(|| panic!("{tool} not found under /usr/lib/postgresql"))
-}
-
-fn as_postgres(program: &Path) -> Command {
-    let mut command = Command::new("runuser");
-    command.args(["-u", "postgres", "--"]).arg(program);
-    command
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
-}
-
 /// A PostgreSQL server that accepts only TLS connections, stopped when dropped.
 struct TlsServer {
-    dir: tempfile::TempDir,
-    port: u16,
+    cluster: Cluster,
     ca: Ca,
 }
 
 impl TlsServer {
     fn start() -> Self {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let chown = |path: &Path| {
-            let ok = Command::new("chown")
-                .args(["-R", "postgres:postgres"])
-                .arg(path)
-                .status()
-                .expect("chown");
-            assert!(ok.success());
-        };
-        chown(dir.path());
-        let data = dir.path().join("data");
-        let out = as_postgres(&pg_bin("initdb"))
-            .args(["-A", "trust", "-U", "postgres", "-D"])
-            .arg(&data)
-            .stdout(Stdio::null())
-            .output()
-            .expect("initdb");
-        assert!(
-            out.status.success(),
-            "initdb: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-
+        let cluster = Cluster::init();
         let ca = ca("orisun test CA");
         let (server_cert, server_key) = leaf(&ca, "localhost", &["localhost"]);
-        std::fs::write(data.join("server.crt"), server_cert).expect("write");
-        std::fs::write(data.join("server.key"), server_key).expect("write");
-        std::fs::write(data.join("ca.crt"), &ca.pem).expect("write");
-        let port = free_port();
-        let conf = format!(
+        cluster.write_file("server.crt", &server_cert);
+        let key = cluster.write_file("server.key", &server_key);
+        cluster.write_file("ca.crt", &ca.pem);
+        cluster.append_conf(
             "ssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n\
-             ssl_ca_file = 'ca.crt'\nlisten_addresses = '127.0.0.1'\nport = {port}\n\
-             unix_socket_directories = '{}'\nfsync = off\n",
-            dir.path().display()
+             ssl_ca_file = 'ca.crt'\n",
         );
-        let mut postgresql_conf =
-            std::fs::read_to_string(data.join("postgresql.conf")).expect("conf");
-        postgresql_conf.push_str(&conf);
-        std::fs::write(data.join("postgresql.conf"), postgresql_conf).expect("write conf");
         // Plain TCP is refused; `certuser` must present a certificate whose CN is its name.
-        std::fs::write(
-            data.join("pg_hba.conf"),
+        cluster.write_hba(
             "local all all trust\n\
              hostnossl all all 127.0.0.1/32 reject\n\
              hostssl all certuser 127.0.0.1/32 cert\n\
              hostssl all all 127.0.0.1/32 trust\n",
-        )
-        .expect("write hba");
-        chown(dir.path());
-        let key = data.join("server.key");
+        );
         let ok = Command::new("chmod")
             .arg("600")
             .arg(&key)
             .status()
             .expect("chmod");
         assert!(ok.success());
-        let out = as_postgres(&pg_bin("pg_ctl"))
-            .args(["-w", "-t", "60", "-l"])
-            .arg(dir.path().join("server.log"))
-            .arg("-D")
-            .arg(&data)
-            .arg("start")
-            .stdout(Stdio::null())
-            .output()
-            .expect("pg_ctl start");
-        assert!(
-            out.status.success(),
-            "pg_ctl start: {}\n{}",
-            String::from_utf8_lossy(&out.stderr),
-            std::fs::read_to_string(dir.path().join("server.log")).unwrap_or_default()
-        );
-        let server = Self { dir, port, ca };
-        let out = as_postgres(&pg_bin("psql"))
-            .args(["-h"])
-            .arg(server.dir.path())
-            .args(["-p", &port.to_string(), "-U", "postgres", "-d", "postgres"])
-            .args(["-c", "CREATE ROLE certuser LOGIN SUPERUSER"])
-            .args(["-c", "CREATE DATABASE orisun"])
-            .stdout(Stdio::null())
-            .output()
-            .expect("psql");
-        assert!(
-            out.status.success(),
-            "psql: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        server
+        cluster.start();
+        cluster.psql(&[
+            "CREATE ROLE certuser LOGIN SUPERUSER",
+            "CREATE DATABASE orisun",
+        ]);
+        Self { cluster, ca }
     }
 
-    /// Writes `text` to a file in the server's directory and returns its path.
+    /// Writes `text` to a file beside the server's data and returns its path.
     fn file(&self, name: &str, text: &str) -> PathBuf {
-        let path = self.dir.path().join(name);
-        std::fs::write(&path, text).expect("write");
-        path
+        self.cluster.side_file(name, text)
     }
 
     fn config(&self, host: &str, tls: PgTls) -> PostgresConfig {
         PostgresConfig {
             host: host.to_owned(),
-            port: self.port,
+            port: self.cluster.port(),
             dbname: "orisun".to_owned(),
             pool_size: 4,
             connect_timeout: Duration::from_secs(10),
             tls,
             ..PostgresConfig::default()
         }
-    }
-}
-
-impl Drop for TlsServer {
-    fn drop(&mut self) {
-        let _ = as_postgres(&pg_bin("pg_ctl"))
-            .args(["-m", "immediate", "-D"])
-            .arg(self.dir.path().join("data"))
-            .arg("stop")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
     }
 }
 

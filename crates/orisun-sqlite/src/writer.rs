@@ -161,6 +161,9 @@ impl Writer {
     /// tables as they were (lookups read both), to be retried after the next group.
     fn move_tag_log(&mut self) {
         let started = Instant::now();
+        // Logged before the transaction too, so that a crash test can kill the process inside
+        // the move (`crates/orisun/tests/fault_crash.rs`).
+        tracing::debug!(boundary = %self.boundary, rows = self.tail.rows(), "moving the tag log into the tag index");
         let moved = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
