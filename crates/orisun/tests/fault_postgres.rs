@@ -474,8 +474,9 @@ async fn postgres_restarts_and_resets_fail_unavailable_and_service_resumes() {
     assert_eq!(at.len(), log.len(), "no event id twice");
     for (ids, position) in &record.acked {
         assert_eq!(
-            ids.iter().filter_map(|id| at.get(id)).last(),
-            Some(position)
+            ids.last().and_then(|id| at.get(id)),
+            Some(position),
+            "stored where acknowledged"
         );
         assert!(
             ids.iter().all(|id| at.contains_key(id)),
