@@ -296,7 +296,7 @@ async fn thousand_subscriptions_beside_64_writers_then_10k_idle_connections() ->
     drop(subscriptions);
     drop(channels);
     eprintln!(
-        "limits/load: phase done {:?} after the server started",
+        "limits/load: the load phase took {:?} from the first save to the last delivery",
         began.elapsed()
     );
 
