@@ -18,6 +18,7 @@ pub mod config;
 pub mod dashboard;
 mod error;
 pub mod event_store;
+pub mod handshake;
 pub mod http_auth;
 pub mod indexes;
 pub mod legacy;

@@ -12,6 +12,7 @@ use crate::config::Config;
 use crate::dashboard::{self, Dashboard, DashboardSlot};
 use crate::error::ServerError;
 use crate::event_store::EventStoreService;
+use crate::handshake;
 use crate::http_auth::HttpAuth;
 use crate::legacy::eventstore_2025::EventStore2025;
 use crate::metrics::{MetricsState, ObservedStore, RpcMetricsLayer, Sampler, SubscriptionTracker};
@@ -20,6 +21,7 @@ use crate::profiling::{self, ProfilingState};
 use crate::shutdown;
 use crate::subscriptions::SubscriberRegistry;
 use crate::telemetry;
+use futures::TryStreamExt as _;
 use orisun_proto::admin_server::AdminServer;
 use orisun_proto::event_store_server::EventStoreServer;
 use orisun_store::EventStore;
@@ -267,7 +269,10 @@ pub async fn serve_with_backend(
             // One span per call, so every log line of a handler names its RPC; it continues the
             // caller's trace (W3C traceparent) when OpenTelemetry is on.
             .trace_fn(telemetry::rpc_span);
-        if let Some(tls) = tls {
+        if let Some(mut tls) = tls {
+            if !config.grpc.grpc_handshake_timeout.is_zero() {
+                tls = tls.timeout(config.grpc.grpc_handshake_timeout);
+            }
             builder = builder
                 .tls_config(tls)
                 .map_err(|e| ServerError::Tls(e.to_string()))?;
@@ -314,7 +319,11 @@ pub async fn serve_with_backend(
         }
     };
 
-    let incoming = TcpIncoming::from(grpc_listener).with_nodelay(Some(true));
+    // Every accepted connection must send its HTTP/2 preface in time (slowloris).
+    let handshake_timeout = config.grpc.grpc_handshake_timeout;
+    let incoming = TcpIncoming::from(grpc_listener)
+        .with_nodelay(Some(true))
+        .map_ok(move |tcp| handshake::Deadline::new(tcp, handshake_timeout));
     let mut grpc_stop = trigger.signal();
     let mut grpc_task = tokio::spawn(async move {
         router

@@ -49,6 +49,11 @@ pub struct GrpcSection {
     #[arg(long, env = "ORISUN_GRPC_KEEP_ALIVE_TIMEOUT", value_name = "ORISUN_GRPC_KEEP_ALIVE_TIMEOUT", default_value = "5s", value_parser = parse_duration, help_heading = "Network")]
     pub grpc_keep_alive_timeout: Duration,
 
+    /// How long a new connection may take to send the HTTP/2 preface (with TLS: to finish the
+    /// TLS handshake) before it is closed (0s: no limit).
+    #[arg(long, env = "ORISUN_GRPC_HANDSHAKE_TIMEOUT", value_name = "ORISUN_GRPC_HANDSHAKE_TIMEOUT", default_value = "10s", value_parser = parse_duration, help_heading = "Network")]
+    pub grpc_handshake_timeout: Duration,
+
     /// HTTP/2 initial stream flow-control window, in bytes.
     #[arg(long, env = "ORISUN_GRPC_INITIAL_WINDOW_SIZE", value_name = "ORISUN_GRPC_INITIAL_WINDOW_SIZE", default_value_t = 1024 * 1024, value_parser = clap::value_parser!(u32).range(65_535..=2_147_483_647), help_heading = "Network")]
     pub grpc_initial_window_size: u32,

@@ -39,6 +39,12 @@ pub struct NatsSection {
     /// Messages older than this are discarded from each boundary's JetStream stream (0: kept).
     #[arg(long, env = "ORISUN_NATS_EVENT_STREAM_MAX_AGE", value_name = "ORISUN_NATS_EVENT_STREAM_MAX_AGE", default_value = "5m", value_parser = parse_duration, help_heading = "Delivery and logs")]
     pub nats_event_stream_max_age: Duration,
+
+    /// Lifetime of each boundary's publisher lease, renewed every third of it: when the
+    /// publishing node dies, another takes over about this long after its last renewal
+    /// (at least 1s).
+    #[arg(long, env = "ORISUN_NATS_PUBLISHER_LEASE_TTL", value_name = "ORISUN_NATS_PUBLISHER_LEASE_TTL", default_value = "10s", value_parser = parse_duration, help_heading = "Delivery and logs")]
+    pub nats_publisher_lease_ttl: Duration,
 }
 
 impl NatsSection {
@@ -55,12 +61,13 @@ impl NatsSection {
         nats.publisher.limits.max_bytes = self.nats_event_stream_max_bytes;
         nats.publisher.limits.max_msgs = self.nats_event_stream_max_msgs;
         nats.publisher.limits.max_age = self.nats_event_stream_max_age;
+        nats.publisher.lease_ttl = self.nats_publisher_lease_ttl;
         nats.excluded_boundaries = vec![admin_boundary.clone()];
         Some(nats)
     }
 
     /// Checks the rules of this section that clap cannot: stream caps of -1 or more than zero,
-    /// a URL without whitespace.
+    /// a publisher lease of at least one second, a URL without whitespace.
     pub fn validate(&self) -> Result<(), ConfigError> {
         for (variable, value) in [
             (
@@ -78,6 +85,12 @@ impl NatsSection {
                     "must be -1 (no limit) or positive",
                 ));
             }
+        }
+        if self.nats_publisher_lease_ttl < Duration::from_secs(1) {
+            return Err(ConfigError::new(
+                "ORISUN_NATS_PUBLISHER_LEASE_TTL",
+                "must be at least 1s",
+            ));
         }
         if let Some(url) = &self.nats_url {
             if !url.is_empty() && !url.contains("://") && url.contains(char::is_whitespace) {

@@ -17,6 +17,7 @@ fn defaults_match_the_documented_ones() {
     assert_eq!(c.backend_kind(), BackendKind::Sqlite);
     assert_eq!(c.grpc.grpc_max_receive_message_size, 64 * 1024 * 1024);
     assert_eq!(c.grpc.grpc_keep_alive_time, Duration::from_secs(30));
+    assert_eq!(c.grpc.grpc_handshake_timeout, Duration::from_secs(10));
     assert!(c.grpc.grpc_enable_reflection);
     assert_eq!(c.logging.logging_level.directive(), "info");
     assert_eq!(
@@ -33,6 +34,7 @@ fn nats_settings_follow_the_environment_names() {
     assert_eq!(c.nats.nats_event_stream_max_bytes, 536_870_912);
     assert_eq!(c.nats.nats_event_stream_max_msgs, -1);
     assert_eq!(c.nats.nats_event_stream_max_age, Duration::from_secs(300));
+    assert_eq!(c.nats.nats_publisher_lease_ttl, Duration::from_secs(10));
     let c = parse(&[
         "--nats-url",
         "nats://127.0.0.1:4222",
@@ -42,6 +44,8 @@ fn nats_settings_follow_the_environment_names() {
         "1000",
         "--nats-event-stream-max-age",
         "1h",
+        "--nats-publisher-lease-ttl",
+        "2s",
     ])
     .expect("parses");
     let nats = c.nats_config().expect("configured");
@@ -49,6 +53,7 @@ fn nats_settings_follow_the_environment_names() {
     assert_eq!(nats.publisher.limits.max_bytes, -1);
     assert_eq!(nats.publisher.limits.max_msgs, 1000);
     assert_eq!(nats.publisher.limits.max_age, Duration::from_secs(3600));
+    assert_eq!(nats.publisher.lease_ttl, Duration::from_secs(2));
     assert_eq!(
         nats.excluded_boundaries,
         vec![c.auth.admin_boundary.clone()]
@@ -57,6 +62,11 @@ fn nats_settings_follow_the_environment_names() {
     assert_eq!(
         c.validate().expect_err("zero").variable,
         "ORISUN_NATS_EVENT_STREAM_MAX_MSGS"
+    );
+    let c = parse(&["--nats-publisher-lease-ttl", "500ms"]).expect("parses");
+    assert_eq!(
+        c.validate().expect_err("too short").variable,
+        "ORISUN_NATS_PUBLISHER_LEASE_TTL"
     );
 }
 
