@@ -217,7 +217,22 @@ impl event_store_server::EventStore for EventStoreService {
                     let message = subscriptions::lost_message(&st.boundary, &st.subscriber, &reason);
                     Some((Err(Status::aborted(message)), st))
                 }
-                item = st.events.next() => item.map(|item| (item, st)),
+                item = st.events.next() => match item {
+                    // A node resumed after a pause past the lease wakes with this stream and
+                    // the lease keeper both runnable: deliver nothing the name may now be
+                    // another node's to deliver.
+                    Some(Ok(_)) if !st.lease.is_current() => {
+                        tracing::warn!(boundary = %st.boundary, subscriber = %st.subscriber, "named stream stopped: its lease may have lapsed");
+                        st.done = true;
+                        let message = subscriptions::lost_message(
+                            &st.boundary,
+                            &st.subscriber,
+                            "the lease expired before it could be renewed",
+                        );
+                        Some((Err(Status::aborted(message)), st))
+                    }
+                    item => item.map(|item| (item, st)),
+                },
             }
         });
         Ok(Response::new(Box::pin(stream)))

@@ -23,7 +23,7 @@
 
 use orisun_core::{BoundaryName, Position};
 use orisun_proto::convert::status;
-use orisun_store::{keep_lease, Coordination, LeaseLoss};
+use orisun_store::{keep_lease_with_validity, Coordination, LeaseLoss, LeaseValidity};
 use parking_lot::Mutex;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -82,6 +82,8 @@ pub struct Lease {
     held: Option<orisun_store::Lease>,
     renewal: Option<JoinHandle<()>>,
     lost: Option<oneshot::Receiver<String>>,
+    /// Until when the name's lease is known to be held (`None`: anonymous, never fenced).
+    validity: Option<LeaseValidity>,
 }
 
 /// Where a named stream has got to: records the position of each event it delivers.
@@ -129,7 +131,15 @@ impl Lease {
             held: None,
             renewal: None,
             lost: None,
+            validity: None,
         }
+    }
+
+    /// Whether the stream may deliver now: the name's lease is known to be held (always, for an
+    /// anonymous stream). A node resumed after a pause past its lease finds this false at once,
+    /// before its renewal has even been answered.
+    pub fn is_current(&self) -> bool {
+        self.validity.as_ref().is_none_or(LeaseValidity::is_valid)
     }
 
     /// Completes when the name was lost (its lease could not be renewed), with the reason;
@@ -252,15 +262,18 @@ impl SubscriberRegistry {
         let (lease, asked) = held;
         tracing::debug!(lease = %lease.name, holder = %lease.holder, epoch = lease.epoch, "subscriber lease taken");
         let (lost_tx, lost_rx) = oneshot::channel();
+        let validity = LeaseValidity::new(asked + self.inner.ttl);
         guard.renewal = Some(tokio::spawn(renew(
             coordination.clone(),
             lease.clone(),
             self.inner.ttl,
             asked,
+            validity.clone(),
             lost_tx,
         )));
         guard.held = Some(lease);
         guard.lost = Some(lost_rx);
+        guard.validity = Some(validity);
         Ok(guard)
     }
 
@@ -298,9 +311,10 @@ async fn renew(
     lease: orisun_store::Lease,
     ttl: Duration,
     acquired: Instant,
+    validity: LeaseValidity,
     lost: oneshot::Sender<String>,
 ) {
-    let loss = keep_lease(&*coordination, &lease, ttl, acquired).await;
+    let loss = keep_lease_with_validity(&*coordination, &lease, ttl, acquired, &validity).await;
     let reason = match loss {
         LeaseLoss::TakenOver => "another subscriber took the name".to_owned(),
         other => other.to_string(),

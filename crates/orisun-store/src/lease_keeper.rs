@@ -3,9 +3,38 @@
 //! projection partition).
 
 use crate::{Coordination, Lease};
+use parking_lot::Mutex;
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
+
+/// Until when a kept lease is known to be held: moved forward by [`keep_lease_with_validity`]
+/// at each renewal, and checked by the fenced work before each effect it cannot take back
+/// (delivering an event to a client, say).
+///
+/// A process paused past its lease (SIGSTOP, a long GC-like stall, a VM migration) wakes with
+/// both its keeper and its work runnable; whichever runs first must not act on a lease that
+/// may already be another's. The monotonic clock keeps running while a process is stopped, so
+/// the check fails on waking even before the keeper has asked the store.
+#[derive(Debug, Clone)]
+pub struct LeaseValidity(Arc<Mutex<Instant>>);
+
+impl LeaseValidity {
+    /// A lease valid until `until`.
+    pub fn new(until: Instant) -> Self {
+        Self(Arc::new(Mutex::new(until)))
+    }
+
+    /// Whether the lease is still known to be held now.
+    pub fn is_valid(&self) -> bool {
+        Instant::now() < *self.0.lock()
+    }
+
+    fn extend(&self, until: Instant) {
+        *self.0.lock() = until;
+    }
+}
 
 /// Why [`keep_lease`] stopped keeping a lease.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,9 +74,23 @@ pub async fn keep_lease(
     ttl: Duration,
     requested_at: Instant,
 ) -> LeaseLoss {
+    let validity = LeaseValidity::new(requested_at + ttl);
+    keep_lease_with_validity(coordination, lease, ttl, requested_at, &validity).await
+}
+
+/// [`keep_lease`], also moving `validity` forward at each renewal, so that fenced work can
+/// check the lease before each effect instead of waiting for this future to complete.
+pub async fn keep_lease_with_validity(
+    coordination: &dyn Coordination,
+    lease: &Lease,
+    ttl: Duration,
+    requested_at: Instant,
+    validity: &LeaseValidity,
+) -> LeaseLoss {
     let period = ttl / 3;
     let retry = (period / 4).clamp(Duration::from_millis(10), Duration::from_millis(500));
     let mut valid_until = requested_at + ttl;
+    validity.extend(valid_until);
     let mut next = requested_at + period;
     loop {
         tokio::time::sleep_until(next).await;
@@ -60,6 +103,7 @@ pub async fn keep_lease(
         match attempt {
             Ok(Ok(Some(renewed))) if renewed.epoch == lease.epoch => {
                 valid_until = asked + ttl;
+                validity.extend(valid_until);
                 next = asked + period;
             }
             Ok(Ok(Some(retaken))) => {

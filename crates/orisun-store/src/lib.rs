@@ -22,7 +22,7 @@ pub mod testsuite;
 pub use catch_up::{catch_up, EventStream, HeadWatch, POLL_FALLBACK};
 pub use coordination::{Coordination, Lease, LocalCoordination};
 pub use error::StoreError;
-pub use lease_keeper::{keep_lease, LeaseLoss};
+pub use lease_keeper::{keep_lease, keep_lease_with_validity, LeaseLoss, LeaseValidity};
 pub use membership::{
     partition_count_mismatch, validate_set_name, ClaimRecord, LocalMembership, MemberRecord,
     Membership, SetView, MAX_SET_NAME_LEN, RESERVED_SET_PREFIX,

@@ -1,7 +1,9 @@
 //! The coordination suite and the lease keeper, on the process-local coordinator.
 
 use orisun_store::testsuite::{coordination as suite, FlakyCoordination};
-use orisun_store::{keep_lease, Coordination, LeaseLoss, LocalCoordination};
+use orisun_store::{
+    keep_lease, keep_lease_with_validity, Coordination, LeaseLoss, LeaseValidity, LocalCoordination,
+};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -40,6 +42,32 @@ async fn a_kept_lease_outlives_its_ttl() {
     assert!(kept.is_err(), "the keeper returned: {kept:?}");
     assert!(c.acquire("l", "b", TTL).await.expect("acquire").is_none());
     assert!(c.holds_lease(&lease), "still held under the same epoch");
+}
+
+/// The validity a keeper publishes stays current while it renews, and lapses one TTL after the
+/// last renewal was sent when the keeper cannot run (a stopped process), before the keeper has
+/// noticed anything: work checking it stops in time.
+#[tokio::test(start_paused = true)]
+async fn validity_follows_renewals_and_lapses_without_them() {
+    let c = Arc::new(LocalCoordination::new());
+    let (lease, asked) = take(&*c).await;
+    let validity = LeaseValidity::new(asked);
+    let keeper = {
+        let (c, lease, validity) = (c.clone(), lease.clone(), validity.clone());
+        tokio::spawn(
+            async move { keep_lease_with_validity(&*c, &lease, TTL, asked, &validity).await },
+        )
+    };
+    tokio::time::sleep(TTL * 3).await;
+    assert!(validity.is_valid(), "renewed while the keeper runs");
+    keeper.abort();
+    tokio::time::sleep(TTL / 2).await;
+    assert!(
+        validity.is_valid(),
+        "still within a TTL of the last renewal"
+    );
+    tokio::time::sleep(TTL).await;
+    assert!(!validity.is_valid(), "lapsed without renewals");
 }
 
 /// A store outage shorter than the TTL is ridden out; a longer one ends the keeper before the

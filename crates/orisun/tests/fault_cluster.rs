@@ -496,6 +496,8 @@ async fn scenario(
     // SIGSTOP the new publisher for three lease lifetimes.
     let paused_at = Instant::now();
     nodes[q].signal("STOP")?;
+    // Nothing stored from here on can have been read by the stopped node before it stopped.
+    let stored_at_stop = event_count(&nodes[r].grpc, boundary).await?;
     let (third_publisher_after, third_holder, third_epoch) =
         wait_for_holder(&pg, &publisher_lease, Duration::from_secs(15), |h| {
             h != second_holder
@@ -539,6 +541,21 @@ async fn scenario(
     );
     let paused_part = paused_sub_q.delivered.lock().expect("lock").clone();
     let delivered_after_resume = paused_part.len() - delivered_before_resume;
+    // What the stopped node had already handed to its connection before it stopped may still
+    // reach the client; what it reads after it resumes must not: every event delivered after
+    // the resume was stored before the stop.
+    let read_after_resume: Vec<(i64, i64)> = paused_part[delivered_before_resume..]
+        .iter()
+        .copied()
+        .filter(|&(_, prepare)| prepare >= stored_at_stop as i64)
+        .collect();
+    ensure!(
+        read_after_resume.is_empty(),
+        "the resumed node delivered {} events stored while it was stopped, under a name another \
+         node had taken: {:?}",
+        read_after_resume.len(),
+        read_after_resume.first()
+    );
     wait_until(
         "the resumed node to stop publishing",
         Duration::from_secs(10),
@@ -551,7 +568,8 @@ async fn scenario(
         "the resumed node took the publisher lease back"
     );
     eprintln!(
-        "SIGCONT: named stream ABORTED with {delivered_after_resume} events delivered after resume; \
+        "SIGCONT: named stream ABORTED with {delivered_after_resume} events delivered after resume \
+         (all stored before the stop, {stored_at_stop} events); \
          publisher stood down after {lost_lease_after:?}; checkpoint before resume {checkpoint_before_resume:?}"
     );
 
