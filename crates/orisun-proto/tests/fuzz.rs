@@ -309,7 +309,11 @@ fn is_identifier(name: &str) -> bool {
 fn tag_matches(data: &Map<String, Value>, tag: &pb::Tag) -> bool {
     match data.get(&tag.key) {
         Some(Value::String(s)) => *s == tag.value,
-        Some(v @ (Value::Number(_) | Value::Bool(_))) => v.to_string() == tag.value,
+        Some(v @ (Value::Number(_) | Value::Bool(_))) => {
+            // The JSON text, not the value: `1` matches "1" but a string "1" is not a number.
+            let text = v.to_string();
+            text == tag.value
+        }
         _ => false,
     }
 }

@@ -7,7 +7,6 @@
 use super::{find_method, parse_request, to_json};
 use orisun_store::testsuite::fuzz::{fuzz, mutated, odd_text};
 use proptest::prelude::*;
-use prost::Message;
 use prost_reflect::{DescriptorPool, DynamicMessage, MethodDescriptor};
 
 fn methods() -> Vec<MethodDescriptor> {
@@ -37,7 +36,7 @@ const EXAMPLES: &[(&str, &str)] = &[
         r#"{"name":"Ops","username":"ops","password":"secret","roles":["OPERATIONS"]}"#,
     ),
     (
-        "CreateIndex",
+        "orisun.EventStore/CreateIndex",
         r#"{"boundary":"orders","name":"by_id","fields":[{"jsonKey":"id","valueType":"NUMERIC"}],"conditions":[{"key":"a","operator":"=","value":"1"}],"conditionCombinator":"OR"}"#,
     ),
 ];
@@ -104,6 +103,10 @@ fn request_json_near_valid() {
         (edited, names),
         |((i, text), name)| {
             let method = &examples[*i];
+            // `@path` and `-` name a file and standard input, not JSON: not this target's input.
+            if text.starts_with('@') || text == "-" {
+                return Ok(());
+            }
             match parse_request(method, Some(text)) {
                 Ok(message) => {
                     let json = to_json(&message, true).map_err(|e| e.to_string())?;
@@ -114,8 +117,10 @@ fn request_json_near_valid() {
                 }
                 Err(e) => {
                     let said = e.to_string();
-                    let whose =
-                        format!("the request is not a valid {}", method.input().full_name());
+                    let whose = format!(
+                        "the request is not a valid {} in JSON",
+                        method.input().full_name()
+                    );
                     if said != whose && said != "trailing characters after the request JSON" {
                         return Err(format!("imprecise error: {said}"));
                     }
