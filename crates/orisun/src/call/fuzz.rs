@@ -111,8 +111,11 @@ fn request_json_near_valid() {
                 Ok(message) => {
                     let json = to_json(&message, true).map_err(|e| e.to_string())?;
                     let back = parse_request(method, Some(&json)).map_err(|e| e.to_string())?;
-                    if back != message {
-                        return Err(format!("{text} -> {json} -> {back:?}"));
+                    // Compared as printed: `{}` and its printout (defaults written out) are the
+                    // same request, though one has its default fields set explicitly.
+                    let again = to_json(&back, true).map_err(|e| e.to_string())?;
+                    if again != json {
+                        return Err(format!("{text} -> {json} -> {again}"));
                     }
                 }
                 Err(e) => {
