@@ -25,10 +25,16 @@ pub struct AggregateId {
 
 impl AggregateId {
     /// Validates an aggregate identity: type and id must be non-empty, at most
-    /// [`MAX_ID_LEN`] bytes, and free of NUL characters (which PostgreSQL cannot store).
+    /// [`MAX_ID_LEN`] bytes, and free of NUL characters (which PostgreSQL cannot store); the
+    /// type must not contain `/`, because the 2025 wire API names a stream `Type/id` and splits
+    /// that name at its first `/` (a type `a/b` with id `c` would read back as type `a`, id
+    /// `b/c`: another aggregate).
     pub fn new(kind: impl Into<String>, id: impl Into<String>) -> Result<Self, Invalid> {
         let (kind, id) = (kind.into(), id.into());
         check("aggregate_type", &kind)?;
+        if kind.contains('/') {
+            return Err(Invalid::new("aggregate_type", "must not contain '/'"));
+        }
         check("aggregate_id", &id)?;
         Ok(Self { kind, id })
     }
@@ -102,6 +108,12 @@ mod tests {
         assert!(AggregateId::new("A", "x".repeat(MAX_ID_LEN)).is_ok());
         assert!(AggregateId::new("A", "x".repeat(MAX_ID_LEN + 1)).is_err());
         assert!(AggregateId::new("A", "a\0b").is_err());
+        // Found by the 2025 API's fuzz target: a type with `/` has no stream name of its own.
+        assert_eq!(
+            AggregateId::new("a/b", "c").expect_err("must fail"),
+            Invalid::new("aggregate_type", "must not contain '/'")
+        );
+        assert!(AggregateId::new("Account", "a/b").is_ok());
     }
 
     #[test]

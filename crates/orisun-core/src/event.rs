@@ -250,6 +250,24 @@ mod tests {
     }
 
     #[test]
+    fn numbers_keep_their_exact_value() {
+        // Found by the event JSON fuzz target: without exact float parsing this number came
+        // back one unit in the last place off (...163e-199), so the stored event differed.
+        let e = NewEvent::from_wire(
+            0,
+            "0191b5e0-0000-7000-8000-000000000001",
+            "T",
+            r#"{"a":-1.8210771867041622e-199,"b":1.985162898780373e-211}"#,
+            "",
+        )
+        .expect("valid");
+        assert_eq!(
+            e.data_json(),
+            r#"{"a":-1.8210771867041622e-199,"b":1.985162898780373e-211,"eventType":"T"}"#
+        );
+    }
+
+    #[test]
     fn tags_cover_scalars_only() {
         let data = obj(json!({"s":"x","n":12,"f":1.5,"b":true,"z":null,"a":[1],"o":{}}));
         let tags: Vec<(String, String)> = event_tags(&data)

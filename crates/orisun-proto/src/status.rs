@@ -143,18 +143,32 @@ fn decode_lease_lost(message: &str) -> Option<StoreError> {
     })
 }
 
-/// Reverses Rust's `{:?}` quoting of a string (names here are plain identifiers, but a quote
-/// or backslash inside is undone too).
+/// Reverses Rust's `{:?}` quoting of a string: `\"`, `\\`, `\'`, `\n`, `\r`, `\t`, `\0` and
+/// `\u{..}` (names here are mostly plain identifiers, but a lease name carries a subscriber name,
+/// which may hold quotes, backslashes or characters that `{:?}` escapes).
 fn unquote(quoted: &str) -> Option<String> {
     let inner = quoted.strip_prefix('"')?.strip_suffix('"')?;
     let mut out = String::with_capacity(inner.len());
     let mut chars = inner.chars();
     while let Some(c) = chars.next() {
-        if c == '\\' {
-            out.push(chars.next()?);
-        } else {
+        if c != '\\' {
             out.push(c);
+            continue;
         }
+        out.push(match chars.next()? {
+            'n' => '\n',
+            'r' => '\r',
+            't' => '\t',
+            '0' => '\0',
+            'u' => {
+                if chars.next()? != '{' {
+                    return None;
+                }
+                let hex: String = chars.by_ref().take_while(|c| *c != '}').collect();
+                char::from_u32(u32::from_str_radix(&hex, 16).ok()?)?
+            }
+            other => other,
+        });
     }
     Some(out)
 }
@@ -195,6 +209,11 @@ mod tests {
             StoreError::DuplicateEvents { event_ids: ids },
             StoreError::LeaseLost {
                 name: "publisher:orders".into(),
+            },
+            // Found by the fuzz target of the client's decoding: escapes of `{:?}` came back
+            // with their backslash dropped (`\n` as `n`).
+            StoreError::LeaseLost {
+                name: "subscriber:orders:a\"b\\c\n\t\r\0\u{feff}\u{7f}'".into(),
             },
             StoreError::unavailable("connection refused"),
             StoreError::Unauthenticated {

@@ -357,6 +357,9 @@ impl Decoder for DynamicDecoder {
 }
 
 #[cfg(test)]
+mod fuzz;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

@@ -114,6 +114,11 @@ pub async fn authenticate_headers(
         .and_then(|v| v.to_str().ok())
         .map(str::trim)
         .filter(|t| !t.is_empty());
+    // A token header that is not visible ASCII cannot hold one of our tokens: the caller sent
+    // a bad credential, not none (the fuzz target of the auth headers found "missing" here).
+    let unreadable_token = headers
+        .get(TOKEN_HEADER)
+        .is_some_and(|v| v.to_str().is_err());
     let basic = headers.get(AUTHORIZATION);
     let token_error = match token {
         Some(token) => match auth.authenticate_token(token).await {
@@ -121,6 +126,7 @@ pub async fn authenticate_headers(
             Err(e @ AuthError::Unavailable(_)) => return Err(e),
             Err(e) => Some(e),
         },
+        None if unreadable_token => Some(AuthError::InvalidCredentials),
         None => None,
     };
     match (basic, token_error) {

@@ -1,8 +1,9 @@
 //! Test support shared by every backend's tests (the `testsuite` feature): a store that keeps a
-//! resource alive for as long as the store, a coordinator that fails on command, and the
-//! coordination suite.
+//! resource alive for as long as the store, a coordinator that fails on command, the
+//! coordination suite, and the time-bounded fuzz runner of every crate's `tests/fuzz.rs` (`fuzz`).
 
 pub mod coordination;
+pub mod fuzz;
 pub mod membership;
 
 use crate::{
