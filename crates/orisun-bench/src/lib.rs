@@ -9,8 +9,11 @@
 //! each figure as a ratio of it, and starts a second server on the same database to time
 //! delivery across nodes. Then, in library mode (`library`), it opens a store of the same
 //! backend in its own process and measures the aggregate and projection libraries against
-//! plain `EventStore` calls. Progress goes to stderr, the final table to stdout, and every
-//! figure to a JSON file on request.
+//! plain `EventStore` calls. With `--baseline umadb` it also starts UmaDB (`umadb`) beside
+//! each backend's server and runs the counterparts of the write and read scenarios against it
+//! in alternating rounds with ours, giving each of our figures as a ratio of UmaDB's.
+//! Progress goes to stderr, the final table to stdout, and every figure to a JSON file on
+//! request.
 
 pub mod client;
 pub mod library;
@@ -25,18 +28,19 @@ pub mod rss;
 pub mod scenarios;
 pub mod server;
 pub mod stats;
+pub mod umadb;
 
-pub use options::{Backend, BackendChoice, BenchOptions, Plan, Scale};
+pub use options::{Backend, BackendChoice, BenchOptions, ExternalBaseline, Plan, Scale};
 pub use report::{BackendReport, Report};
 
 use anyhow::Context;
 use library::Library;
 use raw::{PgServer, Raw};
-use report::{BaselineResult, LibraryReport, ScenarioResult};
-use rounds::{first_ratio, median_round};
+use report::{BaselineResult, LibraryReport, ScenarioResult, UmaDbLog};
+use rounds::{first_ratio, first_umadb_ratio, median_round, median_round_with, KeptRound};
 use scenarios::{Bench, Boundaries};
 use server::{ServerProcess, Storage};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// The error text of a run stopped by Ctrl-C.
@@ -57,10 +61,15 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<Report> {
         plan: plan.clone(),
         backends: Vec::new(),
     };
+    // Installed once, before any measurement, so that pip's time falls outside every scenario.
+    let umadb_bin = match opts.baseline {
+        Some(options::ExternalBaseline::Umadb) => Some(umadb_bin(&opts).await?),
+        None => None,
+    };
     let mut failures = Vec::new();
     for backend in backends {
         eprintln!("== benchmarking the {} backend", backend.name());
-        let mut r = run_backend(backend, &opts, &plan, &pg).await;
+        let mut r = run_backend(backend, &opts, &plan, &pg, umadb_bin.as_deref()).await;
         r.finish();
         let interrupted = r.error.as_deref() == Some(INTERRUPTED);
         if let Some(e) = &r.error {
@@ -82,6 +91,30 @@ pub async fn run(opts: BenchOptions) -> anyhow::Result<Report> {
         anyhow::bail!("the benchmark did not complete: {}", failures.join("; "));
     }
     Ok(report)
+}
+
+/// Resolves on Ctrl-C or SIGTERM: either way the run is dropped, so its children (our server,
+/// UmaDB) are killed with it (`kill_on_drop`) instead of outliving the bench.
+async fn interrupted() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }
 
 /// Resolves `--backend` (and its default: both when PostgreSQL is reachable).
@@ -122,6 +155,16 @@ fn server_bin(opts: &BenchOptions) -> anyhow::Result<PathBuf> {
     }
 }
 
+/// Returns the UmaDB server to start: `--umadb-bin`, else the one of `--umadb-venv` (or the
+/// default virtualenv), installed from PyPI when missing.
+async fn umadb_bin(opts: &BenchOptions) -> anyhow::Result<PathBuf> {
+    if let Some(bin) = &opts.umadb_bin {
+        return Ok(bin.clone());
+    }
+    let venv = opts.umadb_venv.clone().unwrap_or_else(umadb::default_venv);
+    umadb::install(&venv).await
+}
+
 /// Benchmarks one backend: the server scenarios, then library mode; failures end up in the
 /// report's `error`, with what was measured before them kept.
 async fn run_backend(
@@ -129,11 +172,12 @@ async fn run_backend(
     opts: &BenchOptions,
     plan: &Plan,
     pg: &PgServer,
+    umadb_bin: Option<&Path>,
 ) -> BackendReport {
     let addr = opts.addr.clone().unwrap_or_default();
     let mut report = BackendReport::new(backend, addr, opts.server_pid);
     if plan.wants_server() {
-        run_server(&mut report, backend, opts, plan, pg).await;
+        run_server(&mut report, backend, opts, plan, pg, umadb_bin).await;
     }
     if report.error.is_none() && plan.wants_library() {
         if opts.addr.is_some() {
@@ -156,6 +200,7 @@ async fn run_server(
     opts: &BenchOptions,
     plan: &Plan,
     pg: &PgServer,
+    umadb_bin: Option<&Path>,
 ) {
     // PostgreSQL gets a fresh database (for the started server and for the baseline).
     let db = if backend == Backend::Postgres {
@@ -169,11 +214,11 @@ async fn run_server(
     } else {
         None
     };
-    // Ctrl-C drops the run (killing the server child, see `kill_on_drop`) but still drops the
-    // database below and prints what was measured so far.
+    // Ctrl-C or SIGTERM drops the run (killing the server child, see `kill_on_drop`) but still
+    // drops the database below and prints what was measured so far.
     let outcome = tokio::select! {
-        r = run_in(report, backend, opts, plan, pg, db.as_deref()) => r,
-        _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!(INTERRUPTED)),
+        r = run_in(report, backend, opts, plan, pg, db.as_deref(), umadb_bin) => r,
+        _ = interrupted() => Err(anyhow::anyhow!(INTERRUPTED)),
     };
     if let Err(e) = outcome {
         report.error = Some(format!("{e:#}"));
@@ -214,7 +259,7 @@ async fn run_library(report: &mut BackendReport, backend: Backend, plan: &Plan, 
     };
     let outcome = tokio::select! {
         r = run => r,
-        _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!(INTERRUPTED)),
+        _ = interrupted() => Err(anyhow::anyhow!(INTERRUPTED)),
     };
     report.library = results;
     if let Err(e) = outcome {
@@ -237,6 +282,7 @@ async fn run_in(
     plan: &Plan,
     pg: &PgServer,
     db: Option<&str>,
+    umadb_bin: Option<&Path>,
 ) -> anyhow::Result<()> {
     let boundaries = Boundaries::new(&opts.boundary_prefix);
     let mut server = None;
@@ -272,7 +318,23 @@ async fn run_in(
         }
         None => None,
     };
-    let result = scenarios(
+    // UmaDB gets a fresh database of its own beside each backend, as our server does.
+    let mut uma = match umadb_bin {
+        Some(bin) => {
+            eprintln!("[{}] starting UmaDB ({})", backend.name(), bin.display());
+            let server = umadb::UmaDbServer::start(bin).await?;
+            let label = format!("{}/umadb", backend.name());
+            match umadb::UmaBench::connect(server.endpoint(), label, plan.clone()).await {
+                Ok(bench) => Some(UmaSide { server, bench }),
+                Err(e) => {
+                    server.stop().await;
+                    return Err(e);
+                }
+            }
+        }
+        None => None,
+    };
+    let mut result = scenarios(
         report,
         backend,
         opts,
@@ -282,12 +344,45 @@ async fn run_in(
         second_node.as_ref(),
         spawn.as_ref(),
         raw.as_ref(),
+        uma.as_mut(),
     )
     .await;
     if let Some(s) = server {
         s.stop().await;
     }
+    if let Some(side) = uma {
+        if result.is_ok() {
+            result = side.check_log(report).await;
+        }
+        side.server.stop().await;
+    }
     result
+}
+
+/// UmaDB beside one backend's server (`--baseline umadb`): the process and the bench driving it.
+struct UmaSide {
+    server: umadb::UmaDbServer,
+    bench: umadb::UmaBench,
+}
+
+impl UmaSide {
+    /// Records UmaDB's head against the events it acknowledged, and fails when they differ:
+    /// its figures only count if its log holds every event it acknowledged.
+    async fn check_log(&self, report: &mut BackendReport) -> anyhow::Result<()> {
+        let head = self.bench.head().await.context("reading UmaDB's head")?;
+        let acknowledged = self.bench.acknowledged();
+        report.umadb_log = Some(UmaDbLog { head, acknowledged });
+        anyhow::ensure!(
+            head == acknowledged,
+            "UmaDB's head is {head} but it acknowledged {acknowledged} events"
+        );
+        Ok(())
+    }
+}
+
+/// Records the UmaDB figures of a kept round.
+fn keep_umadb<const N: usize>(report: &mut BackendReport, kept: [Option<BaselineResult>; N]) {
+    report.umadb.extend(kept.into_iter().flatten());
 }
 
 /// How to start a second server on the same store (PostgreSQL, when the bench starts them).
@@ -307,6 +402,7 @@ async fn scenarios(
     second_node: Option<&SecondNode>,
     spawn: Option<&SecondNode>,
     raw: Option<&Raw>,
+    mut uma: Option<&mut UmaSide>,
 ) -> anyhow::Result<()> {
     let pid = report.server_pid;
     let label = format!("{}/raw", backend.name());
@@ -331,9 +427,19 @@ async fn scenarios(
         report.scenarios.push(r);
     };
     let mut alive = || server.as_mut().map_or(Ok(()), |s| s.check_alive());
-    // Compared with a baseline, a scenario runs in alternating rounds (ours, raw, ours, raw...)
-    // and the median round is kept: a slow spell of the machine then hits both sides.
-    let rounds = if raw.is_some() { plan.rounds.max(1) } else { 1 };
+    // Compared with a baseline, a scenario runs in alternating rounds (ours, raw, UmaDB, ours,
+    // raw, UmaDB...) and the median round is kept (by the ratio to raw, else to UmaDB): a slow
+    // spell of the machine then hits every side.
+    let rounds = if raw.is_some() || uma.is_some() {
+        plan.rounds.max(1)
+    } else {
+        1
+    };
+    let by_raw_then_umadb = |r: &[Option<ScenarioResult>; 2],
+                             b: &Option<BaselineResult>,
+                             u: &[Option<BaselineResult>; 2]| {
+        first_ratio(r, b).or_else(|| first_umadb_ratio(r, u))
+    };
     let slice = plan.duration / rounds;
     for &clients in &plan.clients {
         let (uncond, cond) = (
@@ -345,6 +451,7 @@ async fn scenarios(
         }
         let mut runs: Vec<[Option<ScenarioResult>; 2]> = Vec::new();
         let mut baselines: Vec<Option<BaselineResult>> = Vec::new();
+        let mut umas: Vec<[Option<BaselineResult>; 2]> = Vec::new();
         for _ in 0..rounds {
             let u = match uncond {
                 true => Some(bench.single_saves(clients, false, slice).await?),
@@ -360,12 +467,26 @@ async fn scenarios(
             };
             runs.push([u, c]);
             alive()?;
+            if let Some(side) = uma.as_deref_mut() {
+                let mut round = [None, None];
+                for (slot, (wanted, conditional)) in
+                    round.iter_mut().zip([(uncond, false), (cond, true)])
+                {
+                    if wanted {
+                        let r = side.bench.single_saves(clients, conditional, slice);
+                        *slot = Some(r.await?);
+                    }
+                }
+                umas.push(round);
+                side.server.check_alive()?;
+            }
         }
-        let (kept, baseline) = median_round(runs, baselines, first_ratio);
-        for r in kept.into_iter().flatten() {
+        let kept = median_round_with(runs, baselines, umas, by_raw_then_umadb);
+        for r in kept.ours.into_iter().flatten() {
             record(report, r);
         }
-        report.baselines.extend(baseline);
+        report.baselines.extend(kept.raw);
+        keep_umadb(report, kept.umadb);
     }
     if plan.wants_observed() {
         match spawn {
@@ -423,11 +544,42 @@ async fn scenarios(
             report.baselines.push(b.await?);
         }
     }
+    // Batches by several clients at once (`batch_c4_*`): rows of the UmaDB comparison.
+    for &size in &plan.concurrent_batch_sizes {
+        let id = plan.concurrent_batch_id(size);
+        if !plan.wants_concurrent_batch(&id) {
+            continue;
+        }
+        let clients = plan.batch_clients;
+        let mut runs: Vec<[Option<ScenarioResult>; 1]> = Vec::new();
+        let mut umas: Vec<[Option<BaselineResult>; 1]> = Vec::new();
+        for _ in 0..rounds {
+            runs.push([Some(bench.concurrent_batches(clients, size, slice).await?)]);
+            alive()?;
+            if let Some(side) = uma.as_deref_mut() {
+                umas.push([Some(side.bench.batches(clients, size, slice).await?)]);
+                side.server.check_alive()?;
+            }
+        }
+        let no_raw = vec![None; runs.len()];
+        let kept = median_round_with(runs, no_raw, umas, |r, _, u| first_umadb_ratio(r, u));
+        let KeptRound { ours, umadb, .. } = kept;
+        for r in ours.into_iter().flatten() {
+            record(report, r);
+        }
+        keep_umadb(report, umadb);
+    }
     if plan.wants_preload() {
         record(report, bench.preload().await?);
         if let Some(raw) = raw {
             let b = raw.preload(&label, plan.preload, plan.preload_batch);
             report.baselines.push(b.await?);
+        }
+        if let Some(side) = uma.as_deref_mut() {
+            if plan.wants("get_events") || plan.wants("catch_up") {
+                report.umadb.push(side.bench.preload().await?);
+                side.server.check_alive()?;
+            }
         }
     }
     let (big_uncond, big_cond) = (plan.wants("big_uncond"), plan.wants("big_cond"));
@@ -470,8 +622,28 @@ async fn scenarios(
         let b = raw.paged_read(&label, plan.preload, plan.page_size).await?;
         report.baselines.push(b);
     }
-    if plan.wants("catch_up") {
-        record(report, bench.catch_up().await?);
+    match uma {
+        // Our streamed read of the whole preloaded log against UmaDB's, in alternating rounds.
+        Some(side) if plan.wants("catch_up") => {
+            let mut runs: Vec<[Option<ScenarioResult>; 1]> = Vec::new();
+            let mut umas: Vec<[Option<BaselineResult>; 1]> = Vec::new();
+            for _ in 0..rounds {
+                runs.push([Some(bench.catch_up().await?)]);
+                umas.push([Some(side.bench.read_all().await?)]);
+                side.server.check_alive()?;
+            }
+            let no_raw = vec![None; runs.len()];
+            let kept = median_round_with(runs, no_raw, umas, |r, _, u| first_umadb_ratio(r, u));
+            for r in kept.ours.into_iter().flatten() {
+                record(report, r);
+            }
+            keep_umadb(report, kept.umadb);
+        }
+        Some(side) if plan.wants("get_events") => {
+            report.umadb.push(side.bench.read_all().await?);
+        }
+        _ if plan.wants("catch_up") => record(report, bench.catch_up().await?),
+        _ => {}
     }
     alive()?;
     if plan.wants("commit_to_subscriber") {

@@ -90,6 +90,31 @@ pub struct BenchOptions {
     /// Prefix of the boundaries the bench writes to (`<prefix>_single`, `<prefix>_big`, ...).
     #[arg(long, default_value = "bench")]
     pub boundary_prefix: String,
+
+    /// Also measure another event store in the same run: `umadb` starts UmaDB 0.7.8 (from its
+    /// PyPI wheel, installed into `--umadb-venv` when missing) on a free loopback port and runs
+    /// the single-event, concurrent, 4-client batch and whole-log read scenarios against it, in
+    /// alternating rounds with ours; each of our figures then comes with its ratio to UmaDB's.
+    #[arg(long, value_enum)]
+    pub baseline: Option<ExternalBaseline>,
+
+    /// The virtualenv UmaDB is installed into (created with `python3 -m venv` and `pip install
+    /// umadb==0.7.8` when it lacks that version). Default: `$XDG_CACHE_HOME/orisun-bench/umadb-0.7.8`
+    /// (`~/.cache/...`).
+    #[arg(long, env = "ORISUN_BENCH_UMADB_VENV")]
+    pub umadb_venv: Option<PathBuf>,
+
+    /// An `umadb` server executable to start instead of the one in `--umadb-venv`.
+    #[arg(long)]
+    pub umadb_bin: Option<PathBuf>,
+}
+
+/// Another event store measured beside ours (`--baseline`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ExternalBaseline {
+    /// UmaDB 0.7.8, a DCB event store in Rust (gRPC API `umadb.v1.DCB`).
+    Umadb,
 }
 
 /// Which backends to benchmark.
@@ -183,6 +208,12 @@ pub struct Plan {
     pub partition_events: u64,
     /// Prefixes of the scenario ids to run (empty: all).
     pub only: Vec<String>,
+    /// Whether UmaDB runs beside ours (`--baseline umadb`).
+    pub umadb: bool,
+    /// Clients of the concurrent batch scenarios (`batch_c4_*`).
+    pub batch_clients: usize,
+    /// Events per request of the concurrent batch scenarios.
+    pub concurrent_batch_sizes: Vec<usize>,
 }
 
 impl Plan {
@@ -219,6 +250,7 @@ impl Plan {
             anyhow::ensure!(n > 0, "--preload must be positive");
             plan.preload = n;
         }
+        plan.umadb = options.baseline == Some(ExternalBaseline::Umadb);
         Ok(plan)
     }
 
@@ -267,7 +299,26 @@ impl Plan {
             latency_rate: 1_000,
             partition_events,
             only: Vec::new(),
+            umadb: false,
+            batch_clients: 4,
+            concurrent_batch_sizes: vec![100, 1_000],
         }
+    }
+
+    /// Returns the id of the concurrent batch scenario of `size` events per request.
+    pub fn concurrent_batch_id(&self, size: usize) -> String {
+        format!("batch_c{}_{size}", self.batch_clients)
+    }
+
+    /// Returns whether the concurrent batch scenario `id` is to run: with `--baseline umadb`
+    /// (they are rows of its comparison) when `--only` allows it, or when named in `--only`
+    /// (`batch_c` or longer), as they are not part of the default run.
+    pub fn wants_concurrent_batch(&self, id: &str) -> bool {
+        (self.umadb && self.wants(id))
+            || self
+                .only
+                .iter()
+                .any(|p| p.starts_with("batch_c") && id.starts_with(p.as_str()))
     }
 
     /// Returns whether scenario `id` is to run (`--only`).
@@ -296,6 +347,12 @@ impl Plan {
             ids.push(format!("single_cond_c{c}"));
         }
         ids.extend(self.batch_sizes.iter().map(|b| format!("batch_{b}")));
+        ids.extend(
+            self.concurrent_batch_sizes
+                .iter()
+                .map(|&b| self.concurrent_batch_id(b))
+                .filter(|id| self.wants_concurrent_batch(id)),
+        );
         ids.extend(
             [
                 "preload",
@@ -465,6 +522,18 @@ mod tests {
             let o = parse(&["--rounds", bad]).expect("parses");
             assert!(Plan::from_options(&o).is_err(), "--rounds {bad}");
         }
+        // The 4-client batches run with UmaDB beside, or when named.
+        let o = parse(&["--only", "batch"]).expect("parses");
+        let plan = Plan::from_options(&o).expect("plan");
+        assert!(!plan.wants_concurrent_batch("batch_c4_100"));
+        let o = parse(&["--only", "batch_c4_1000"]).expect("parses");
+        let plan = Plan::from_options(&o).expect("plan");
+        assert!(plan.wants_concurrent_batch("batch_c4_1000") && plan.wants_server());
+        assert!(!plan.wants_concurrent_batch("batch_c4_100"));
+        let o = parse(&["--baseline", "umadb", "--only", "single,batch"]).expect("parses");
+        let plan = Plan::from_options(&o).expect("plan");
+        assert!(plan.umadb && plan.wants_concurrent_batch("batch_c4_100"));
+        assert!(parse(&["--baseline", "eventstoredb"]).is_err());
         let o = parse(&["--rounds", "5"]).expect("parses");
         assert_eq!(Plan::from_options(&o).expect("plan").rounds, 5);
         assert!(parse(&["--rounds", "-1"]).is_err());

@@ -20,6 +20,17 @@ pub(crate) fn first_ratio<const N: usize>(
     ratio_to(round.iter().flatten().next(), baseline.as_ref())
 }
 
+/// The ratio of a round's first scenario that has an UmaDB figure to that figure.
+pub(crate) fn first_umadb_ratio<const N: usize>(
+    round: &[Option<ScenarioResult>; N],
+    umadb: &[Option<BaselineResult>; N],
+) -> Option<f64> {
+    round
+        .iter()
+        .zip(umadb)
+        .find_map(|(s, u)| ratio_to(s.as_ref(), u.as_ref()))
+}
+
 /// Keeps the round whose `key` is the median (the lower middle one for an even count), with
 /// every scenario's per-round ratio to its baseline attached; the only round when there is one.
 /// `rounds[i]` and `baselines[i]` ran together.
@@ -28,15 +39,48 @@ pub(crate) fn median_round<const N: usize>(
     baselines: Vec<Option<BaselineResult>>,
     key: impl Fn(&[Option<ScenarioResult>; N], &Option<BaselineResult>) -> Option<f64>,
 ) -> ([Option<ScenarioResult>; N], Option<BaselineResult>) {
+    let kept = median_round_with(rounds, baselines, Vec::new(), |r, b, _| key(r, b));
+    (kept.ours, kept.raw)
+}
+
+/// The round [`median_round_with`] keeps: our scenarios, the raw baseline and UmaDB's figures
+/// that ran in it.
+pub(crate) struct KeptRound<const N: usize> {
+    pub ours: [Option<ScenarioResult>; N],
+    pub raw: Option<BaselineResult>,
+    pub umadb: [Option<BaselineResult>; N],
+}
+
+/// [`median_round`] with UmaDB's counterparts of the round's scenarios as well (`umadb[i][k]`
+/// ran in round `i` beside scenario `k`; empty without UmaDB): the key may use them, and each
+/// kept scenario gets its per-round ratio to UmaDB's figure too.
+pub(crate) fn median_round_with<const N: usize>(
+    rounds: Vec<[Option<ScenarioResult>; N]>,
+    baselines: Vec<Option<BaselineResult>>,
+    umadb: Vec<[Option<BaselineResult>; N]>,
+    key: impl Fn(
+        &[Option<ScenarioResult>; N],
+        &Option<BaselineResult>,
+        &[Option<BaselineResult>; N],
+    ) -> Option<f64>,
+) -> KeptRound<N> {
+    let mut umadb = umadb;
+    umadb.resize_with(rounds.len(), || std::array::from_fn(|_| None));
     let per_round: Vec<[Option<f64>; N]> = rounds
         .iter()
         .zip(&baselines)
         .map(|(r, b)| std::array::from_fn(|k| ratio_to(r[k].as_ref(), b.as_ref())))
         .collect();
+    let per_round_umadb: Vec<[Option<f64>; N]> = rounds
+        .iter()
+        .zip(&umadb)
+        .map(|(r, u)| std::array::from_fn(|k| ratio_to(r[k].as_ref(), u[k].as_ref())))
+        .collect();
     let keys: Vec<Option<f64>> = rounds
         .iter()
         .zip(&baselines)
-        .map(|(r, b)| key(r, b))
+        .zip(&umadb)
+        .map(|((r, b), u)| key(r, b, u))
         .collect();
     let peaks: [Option<u64>; N] = std::array::from_fn(|k| {
         rounds
@@ -54,24 +98,31 @@ pub(crate) fn median_round<const N: usize>(
         .get(order.len().saturating_sub(1) / 2)
         .copied()
         .unwrap_or(0);
-    let mut kept: [Option<ScenarioResult>; N] = std::array::from_fn(|_| None);
-    let mut chosen_baseline = None;
-    for (i, (round, baseline)) in rounds.into_iter().zip(baselines).enumerate() {
+    let mut kept = KeptRound {
+        ours: std::array::from_fn(|_| None),
+        raw: None,
+        umadb: std::array::from_fn(|_| None),
+    };
+    for (i, ((round, baseline), uma)) in rounds.into_iter().zip(baselines).zip(umadb).enumerate() {
         if i == chosen {
-            kept = round;
-            chosen_baseline = baseline;
+            kept = KeptRound {
+                ours: round,
+                raw: baseline,
+                umadb: uma,
+            };
         }
     }
-    for (k, slot) in kept.iter_mut().enumerate() {
+    for (k, slot) in kept.ours.iter_mut().enumerate() {
         if let Some(s) = slot {
             // The peak over every round of the scenario, not only the one kept.
             s.peak_rss_bytes = peaks[k];
             if per_round.len() > 1 {
                 s.round_ratios = per_round.iter().filter_map(|r| r[k]).collect();
+                s.umadb_round_ratios = per_round_umadb.iter().filter_map(|r| r[k]).collect();
             }
         }
     }
-    (kept, chosen_baseline)
+    kept
 }
 
 #[cfg(test)]
@@ -141,6 +192,36 @@ mod tests {
         let rounds = vec![round(3.0), round(1.1), round(1.2)];
         let ([_, c], _) = median_round(rounds, vec![None, None, None], p50_ratio);
         assert_eq!(c.and_then(|c| c.latency).map(|l| l.p50_ms), Some(1.2));
+    }
+
+    fn uma(rate: f64) -> Option<BaselineResult> {
+        raw(rate).map(|mut b| {
+            b.id = "umadb_single_cond_c1".to_owned();
+            b
+        })
+    }
+
+    #[test]
+    fn keeps_umadbs_figures_of_the_round_kept() {
+        // No raw baseline (embedded): the key is the ratio to UmaDB, 0.5, 0.25, 0.4.
+        let rounds = vec![
+            [ours("c", 500.0, 1)],
+            [ours("c", 250.0, 1)],
+            [ours("c", 800.0, 1)],
+        ];
+        let umadb = vec![[uma(1_000.0)], [uma(1_000.0)], [uma(2_000.0)]];
+        let kept = median_round_with(rounds, vec![None, None, None], umadb, |r, b, u| {
+            first_ratio(r, b).or_else(|| first_umadb_ratio(r, u))
+        });
+        let [c] = kept.ours;
+        let c = c.expect("kept");
+        assert_eq!(c.events_per_s, 800.0);
+        assert_eq!(
+            kept.umadb[0].as_ref().map(|u| u.events_per_s),
+            Some(2_000.0)
+        );
+        assert_eq!(c.umadb_round_ratios, [0.5, 0.25, 0.4]);
+        assert!(c.round_ratios.is_empty() && kept.raw.is_none());
     }
 
     #[test]

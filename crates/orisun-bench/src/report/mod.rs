@@ -15,7 +15,7 @@ mod fixtures;
 
 pub use format::{fmt_duration, mib, ser_secs, short, thousands};
 pub use library::LibraryReport;
-pub use targets::{baseline_for, evaluate_targets};
+pub use targets::{baseline_for, evaluate_targets, umadb_for};
 
 use crate::options::{Backend, Plan};
 use crate::stats::{ratio, LatencySummary};
@@ -58,8 +58,25 @@ pub struct BackendReport {
     /// The library-mode scenarios, run in the bench's process on a store of this backend
     /// opened for them (`None` when they did not run).
     pub library: Option<LibraryReport>,
+    /// UmaDB's figures measured beside this backend's (`--baseline umadb`), named
+    /// `umadb_<our id>`; the rounds kept are those of our scenarios they are paired with.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub umadb: Vec<BaselineResult>,
+    /// UmaDB's head at the end of the run and the events it acknowledged during it (every
+    /// round's): equal when UmaDB's log really holds what it acknowledged.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub umadb_log: Option<UmaDbLog>,
     /// Why the run of this backend stopped early, if it did.
     pub error: Option<String>,
+}
+
+/// What UmaDB's log held at the end of a run, against what it acknowledged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct UmaDbLog {
+    /// The position of its last event (positions start at 1 and have no gaps).
+    pub head: u64,
+    /// Events whose append it acknowledged.
+    pub acknowledged: u64,
 }
 
 impl BackendReport {
@@ -76,6 +93,8 @@ impl BackendReport {
             baselines: Vec::new(),
             targets: Vec::new(),
             library: None,
+            umadb: Vec::new(),
+            umadb_log: None,
             error: None,
         }
     }
@@ -88,6 +107,18 @@ impl BackendReport {
             };
             if let Some(b) = self.baselines.iter().find(|b| b.id == id) {
                 s.baseline = Some(BaselineRef {
+                    id: b.id.clone(),
+                    events_per_s: b.events_per_s,
+                    ratio: ratio(s.events_per_s, b.events_per_s),
+                });
+            }
+        }
+        for s in &mut self.scenarios {
+            let Some(id) = umadb_for(&s.id) else {
+                continue;
+            };
+            if let Some(b) = self.umadb.iter().find(|b| b.id == id) {
+                s.umadb = Some(BaselineRef {
                     id: b.id.clone(),
                     events_per_s: b.events_per_s,
                     ratio: ratio(s.events_per_s, b.events_per_s),
@@ -138,6 +169,13 @@ pub struct ScenarioResult {
     /// scenario ran once); the figures above are those of the median round.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub round_ratios: Vec<f64>,
+    /// UmaDB's figure this one is compared with (`--baseline umadb`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub umadb: Option<BaselineRef>,
+    /// The ratio to UmaDB's figure in each alternating round, in the order run (empty when
+    /// the scenario ran once or without UmaDB).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub umadb_round_ratios: Vec<f64>,
 }
 
 impl ScenarioResult {
@@ -156,6 +194,8 @@ impl ScenarioResult {
             peak_rss_bytes: None,
             baseline: None,
             round_ratios: Vec::new(),
+            umadb: None,
+            umadb_round_ratios: Vec::new(),
         }
     }
 }
@@ -171,7 +211,7 @@ pub struct BaselineRef {
     pub ratio: Option<f64>,
 }
 
-/// One raw PostgreSQL measurement.
+/// One raw PostgreSQL measurement, or one of UmaDB's figures.
 #[derive(Debug, Clone, Serialize)]
 pub struct BaselineResult {
     /// Stable identifier (`raw_single_c64`, `raw_batch_1000`, `raw_paged_read`, ...).

@@ -44,12 +44,21 @@ pub(super) fn table(header: &[&str], rows: &[Vec<String>]) -> String {
 /// The table of every round's ratio of the scenarios that ran in rounds, with a line saying
 /// what alternated (`order`); empty when none did.
 pub(super) fn rounds_table(scenarios: &[ScenarioResult], order: &str) -> String {
+    rounds_table_of(scenarios, order, |s| &s.round_ratios)
+}
+
+/// [`rounds_table`] of the ratios `of` picks (to raw, or to UmaDB).
+fn rounds_table_of(
+    scenarios: &[ScenarioResult],
+    order: &str,
+    of: fn(&ScenarioResult) -> &Vec<f64>,
+) -> String {
     let rounds: Vec<Vec<String>> = scenarios
         .iter()
-        .filter(|s| s.round_ratios.len() > 1)
+        .filter(|s| of(s).len() > 1)
         .map(|s| {
             let mut row = vec![s.id.clone()];
-            row.extend(s.round_ratios.iter().map(|&r| format!("{r:.3}")));
+            row.extend(of(s).iter().map(|&r| format!("{r:.3}")));
             row
         })
         .collect();
@@ -88,6 +97,10 @@ fn render_server(b: &BackendReport, out: &mut String) {
     if with_baseline {
         header.extend(["raw PG/s", "ratio"]);
     }
+    let with_umadb = !b.umadb.is_empty();
+    if with_umadb {
+        header.extend(["UmaDB/s", "vs UmaDB"]);
+    }
     let rows: Vec<Vec<String>> = b
         .scenarios
         .iter()
@@ -105,15 +118,26 @@ fn render_server(b: &BackendReport, out: &mut String) {
                 row.push(opt(s.baseline.as_ref().map(|r| r.events_per_s), thousands));
                 row.push(opt(s.baseline.as_ref().and_then(|r| r.ratio), short));
             }
+            if with_umadb {
+                row.push(opt(s.umadb.as_ref().map(|r| r.events_per_s), thousands));
+                row.push(opt(s.umadb.as_ref().and_then(|r| r.ratio), short));
+            }
             row
         })
         .collect();
     out.push_str(&table(&header, &rows));
     out.push_str(&rounds_table(&b.scenarios, "ours, then raw"));
-    if with_baseline {
+    out.push_str(&rounds_table_of(
+        &b.scenarios,
+        "ours / UmaDB: ours, then UmaDB",
+        |s| &s.umadb_round_ratios,
+    ));
+    for (title, figures) in [("raw baseline", &b.baselines), ("UmaDB", &b.umadb)] {
+        if figures.is_empty() {
+            continue;
+        }
         out.push('\n');
-        let rows: Vec<Vec<String>> = b
-            .baselines
+        let rows: Vec<Vec<String>> = figures
             .iter()
             .map(|r| {
                 vec![
@@ -129,8 +153,12 @@ fn render_server(b: &BackendReport, out: &mut String) {
             .collect();
         out.push_str(&table(
             &[
-                "raw baseline",
-                "rows/s",
+                title,
+                if title == "UmaDB" {
+                    "events/s"
+                } else {
+                    "rows/s"
+                },
                 "p50 ms",
                 "p99 ms",
                 "max ms",
@@ -139,6 +167,20 @@ fn render_server(b: &BackendReport, out: &mut String) {
             ],
             &rows,
         ));
+    }
+    if let Some(log) = &b.umadb_log {
+        let _ = writeln!(
+            out,
+            "UmaDB {}: head {} after {} acknowledged events ({})",
+            crate::umadb::VERSION,
+            thousands(log.head as f64),
+            thousands(log.acknowledged as f64),
+            if log.head == log.acknowledged {
+                "none lost"
+            } else {
+                "MISMATCH"
+            }
+        );
     }
     if !b.targets.is_empty() {
         out.push('\n');
@@ -167,6 +209,65 @@ fn render_server(b: &BackendReport, out: &mut String) {
             .collect();
         out.push_str(&table(&["target", "figure", "goal", "result"], &rows));
     }
+}
+
+/// The rows of the comparison with UmaDB (issue 17's table): a label and our scenario.
+const UMADB_ROWS: [(&str, &str); 7] = [
+    ("1 client, single event", "single_uncond_c1"),
+    ("1 client, single event, conditional", "single_cond_c1"),
+    ("16 clients, conditional", "single_cond_c16"),
+    ("64 clients, conditional", "single_cond_c64"),
+    ("4 clients, batches of 100", "batch_c4_100"),
+    ("4 clients, batches of 1,000", "batch_c4_1000"),
+    ("one reader, whole log (catch-up)", "catch_up"),
+];
+
+/// The comparison with UmaDB in one table (events/s): per backend, UmaDB's figure measured
+/// beside it, ours and the ratio, and on PostgreSQL the raw baseline; empty without UmaDB.
+fn umadb_summary(backends: &[BackendReport]) -> String {
+    let with: Vec<&BackendReport> = backends.iter().filter(|b| !b.umadb.is_empty()).collect();
+    if with.is_empty() {
+        return String::new();
+    }
+    let mut header = vec!["scenario".to_owned()];
+    for b in &with {
+        let name = b.backend.name();
+        header.extend([
+            format!("UmaDB ({name} run)"),
+            format!("ours, {name}"),
+            "ratio".to_owned(),
+        ]);
+        if !b.baselines.is_empty() {
+            header.push("raw PG".to_owned());
+        }
+    }
+    let rows: Vec<Vec<String>> = UMADB_ROWS
+        .iter()
+        .filter(|(_, id)| with.iter().any(|b| b.scenario(id).is_some()))
+        .map(|(label, id)| {
+            let mut row = vec![(*label).to_owned()];
+            for b in &with {
+                let s = b.scenario(id);
+                let uma = s.and_then(|s| s.umadb.as_ref());
+                row.push(opt(uma.map(|u| u.events_per_s), thousands));
+                row.push(opt(s.map(|s| s.events_per_s), thousands));
+                row.push(opt(uma.and_then(|u| u.ratio), short));
+                if !b.baselines.is_empty() {
+                    let raw = s
+                        .and_then(|s| s.baseline.as_ref())
+                        .filter(|r| r.id.starts_with("raw_"));
+                    row.push(opt(raw.map(|r| r.events_per_s), thousands));
+                }
+            }
+            row
+        })
+        .collect();
+    let header: Vec<&str> = header.iter().map(String::as_str).collect();
+    format!(
+        "\n== ours and UmaDB {} (events/s, median rounds; ratio = ours / UmaDB)\n{}",
+        crate::umadb::VERSION,
+        table(&header, &rows)
+    )
 }
 
 impl Report {
@@ -205,6 +306,7 @@ impl Report {
                 let _ = writeln!(out, "run stopped early: {e}");
             }
         }
+        out.push_str(&umadb_summary(&self.backends));
         out
     }
 

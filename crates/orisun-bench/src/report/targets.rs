@@ -33,6 +33,17 @@ pub fn baseline_for(scenario: &str) -> Option<String> {
     }
 }
 
+/// Returns UmaDB's figure a scenario is compared with (`--baseline umadb`): the same scenario
+/// run against UmaDB, or for our two ways of reading the whole preloaded log (catch-up
+/// subscription, GetEvents paging), UmaDB's one `Read` stream over it.
+pub fn umadb_for(scenario: &str) -> Option<String> {
+    match scenario {
+        "catch_up" | "get_events" => Some("umadb_read_all".to_owned()),
+        s if s.starts_with("single_") || s.starts_with("batch_c") => Some(format!("umadb_{s}")),
+        _ => None,
+    }
+}
+
 fn at_least(description: &str, figure: Option<f64>, bound: f64, unit: &str) -> TargetCheck {
     TargetCheck {
         description: description.to_owned(),
@@ -132,6 +143,16 @@ mod tests {
         assert_eq!(baseline_for("batch_100").as_deref(), Some("raw_batch_100"));
         assert_eq!(baseline_for("catch_up").as_deref(), Some("raw_paged_read"));
         assert_eq!(baseline_for("commit_to_subscriber"), None);
+        assert_eq!(
+            umadb_for("single_cond_c64").as_deref(),
+            Some("umadb_single_cond_c64")
+        );
+        assert_eq!(
+            umadb_for("batch_c4_1000").as_deref(),
+            Some("umadb_batch_c4_1000")
+        );
+        assert_eq!(umadb_for("catch_up").as_deref(), Some("umadb_read_all"));
+        assert_eq!(umadb_for("batch_1000"), None);
         let r = postgres_report();
         let s = r.scenario("single_uncond_c1").expect("ran");
         assert_eq!(s.baseline.as_ref().and_then(|b| b.ratio), Some(0.8));

@@ -1,5 +1,6 @@
-//! The batch scenarios: batches of a given size by one client, and the preload that fills the
-//! large boundary in batches over two clients before the scenarios that read it.
+//! The batch scenarios: batches of a given size by one client or by several at once, and the
+//! preload that fills the large boundary in batches over two clients before the scenarios that
+//! read it.
 
 use super::{Bench, Tally};
 use crate::client::{self, Client};
@@ -62,6 +63,77 @@ impl Bench {
             Ok(tally.into_result(
                 &id,
                 format!("batches of {size} events, one client, unconditional"),
+            ))
+        })
+        .await
+    }
+
+    /// Batches of `size` events by `clients` concurrent clients (`batch_c<clients>_<size>`),
+    /// each for `duration` and at least the plan's minimum number of batches. As for one
+    /// client, throughput is over the requests' time: the events of all clients over the
+    /// longest of the clients' summed request times.
+    pub async fn concurrent_batches(
+        &mut self,
+        clients: usize,
+        size: usize,
+        duration: Duration,
+    ) -> anyhow::Result<ScenarioResult> {
+        self.ensure_pool(clients).await?;
+        let id = format!("batch_c{clients}_{size}");
+        let boundary = self.boundaries.batch.clone();
+        let min_batches = self.plan.min_batches;
+        let pool: Vec<Client> = self.pool[..clients].to_vec();
+        let run_id = self.run_id.clone();
+        self.measured(&id.clone(), |counter| async move {
+            let barrier = Arc::new(tokio::sync::Barrier::new(clients));
+            let workers = pool.into_iter().enumerate().map(|(i, mut client)| {
+                let (barrier, counter, boundary) =
+                    (barrier.clone(), counter.clone(), boundary.clone());
+                let context = format!("{run_id}-batch-c{clients}-{i}");
+                async move {
+                    barrier.wait().await;
+                    let mut tally = Tally::default();
+                    let mut measured = Duration::ZERO;
+                    let start = Instant::now();
+                    let (mut n, mut batches) = (0u64, 0u64);
+                    while start.elapsed() < duration || batches < min_batches {
+                        let events = (0..size as u64)
+                            .map(|k| payload::event(&context, &payload::entity_of(n + k), n + k))
+                            .collect();
+                        n += size as u64;
+                        batches += 1;
+                        let request = SaveEventsRequest {
+                            boundary: boundary.clone(),
+                            query: None,
+                            events,
+                        };
+                        let t = Instant::now();
+                        let result = client.save_events(request).await;
+                        let took = t.elapsed();
+                        measured += took;
+                        match result {
+                            Ok(_) => {
+                                tally.ok(took, size as u64);
+                                counter.fetch_add(size as u64, Ordering::Relaxed);
+                            }
+                            Err(status) => {
+                                if tally.failed(&status) {
+                                    break;
+                                }
+                            }
+                        }
+                    }
+                    tally.elapsed = measured;
+                    anyhow::Ok(tally)
+                }
+            });
+            let mut total = Tally::default();
+            for t in try_join_all(workers).await? {
+                total.merge(t);
+            }
+            Ok(total.into_result(
+                &id,
+                format!("batches of {size} events, {clients} concurrent clients, unconditional"),
             ))
         })
         .await

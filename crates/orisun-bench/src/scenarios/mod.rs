@@ -1,6 +1,6 @@
 //! The scenarios, run over gRPC against one server the way real clients use it: single-event
 //! saves (closed loop, each client on its own connection and, when conditional, its own
-//! context), batches, conditional saves on a large boundary, GetEvents paging, catch-up
+//! context), batches (by one client or several), conditional saves on a large boundary, GetEvents paging, catch-up
 //! subscription, and commit-to-subscriber latency under an open-loop writer at a fixed rate,
 //! with the subscriber on the same node or on a second one.
 //!
@@ -140,6 +140,8 @@ pub struct Bench {
     pool: Vec<Client>,
     /// Distinguishes this run's contexts and subscriber names from earlier runs' (`--addr`).
     run_id: String,
+    /// Catch-up subscriptions made so far (each gets its own subscriber name).
+    catch_ups: u32,
 }
 
 fn criterion(key: &str, value: &str) -> Criterion {
@@ -180,6 +182,7 @@ impl Bench {
             boundaries,
             pool: Vec::new(),
             run_id: uuid::Uuid::new_v4().simple().to_string()[..8].to_owned(),
+            catch_ups: 0,
         };
         bench.ensure_pool(1).await?;
         let mut first = bench.pool[0].clone();

@@ -57,7 +57,9 @@ impl Bench {
         let boundary = self.boundaries.big.clone();
         let wanted = self.plan.preload;
         let mut client = self.pool[0].clone();
-        let name = format!("bench-catchup-{}", self.run_id);
+        // A name of its own each time: the catch-up may run once per alternating round.
+        self.catch_ups += 1;
+        let name = format!("bench-catchup-{}-{}", self.run_id, self.catch_ups);
         self.measured("catch_up", |counter| async move {
             let start = Instant::now();
             let mut stream = client
