@@ -28,6 +28,11 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         name: "tag_log",
         sql: include_str!("../migrations/0002_tag_log.sql"),
     },
+    Migration {
+        version: 3,
+        name: "tag_runs",
+        sql: include_str!("../migrations/0003_tag_runs.sql"),
+    },
 ];
 
 /// How long a connection waits for a lock before reporting `SQLITE_BUSY`. Only another process
