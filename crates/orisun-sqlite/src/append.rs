@@ -132,10 +132,24 @@ pub(crate) fn append_group(
     Ok((results, head))
 }
 
-/// Moves every row of `tag_log` into `tags`, sorted by tag, so that the rows of one tag share a
-/// leaf of `tags` (far fewer pages written than inserting them group by group).
+/// Moves every row of `tag_log` into `tags` as runs, sorted by tag, so that the rows of one tag
+/// share a leaf of `tags` (far fewer pages written than inserting them group by group), and
+/// consecutive events that share a tag cost one row.
 pub(crate) fn move_tag_log(conn: &Connection) -> rusqlite::Result<()> {
     conn.execute_batch(sql::MOVE_TAG_LOG)
+}
+
+/// Returns the runs of `rows` (sorted `(tag, seq)` pairs): one `(tag, first, last)` per
+/// stretch of consecutive seqs of one tag.
+fn runs<'a>(rows: &[(&'a TagHash, i64)]) -> Vec<(&'a TagHash, i64, i64)> {
+    let mut runs: Vec<(&TagHash, i64, i64)> = Vec::new();
+    for &(tag, seq) in rows {
+        match runs.last_mut() {
+            Some((t, _, last)) if *t == tag && *last + 1 == seq => *last = seq,
+            _ => runs.push((tag, seq, seq)),
+        }
+    }
+    runs
 }
 
 /// Where the tag rows of a group's requests go.
@@ -248,16 +262,30 @@ impl AppendRequest {
             last = position;
         }
         if !indexed.is_empty() {
-            // In key order, so that the rows of one tag land on its leaf together.
+            // In key order, so that the rows of one tag land on its leaf together, and as runs:
+            // consecutive events of the batch that share a tag cost one row.
             indexed.sort_unstable();
             let mut insert = conn.prepare_cached(sql::INSERT_TAG)?;
-            for (tag, seq) in indexed {
-                insert.execute(params![&tag[..], seq])?;
+            for (tag, first, last) in runs(&indexed) {
+                insert.execute(params![&tag[..], first, (last > first).then_some(last)])?;
             }
         }
         Ok(Ok(AppendOutcome {
             position: last,
             already_stored: false,
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::runs;
+
+    #[test]
+    fn runs_join_consecutive_seqs_of_one_tag() {
+        let (a, b) = ([1u8; 16], [2u8; 16]);
+        let rows = [(&a, 3), (&a, 4), (&a, 5), (&a, 7), (&b, 8), (&b, 9)];
+        assert_eq!(runs(&rows), [(&a, 3, 5), (&a, 7, 7), (&b, 8, 9)]);
+        assert!(runs(&[]).is_empty());
     }
 }

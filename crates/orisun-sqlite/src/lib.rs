@@ -26,8 +26,9 @@
 //! `(commit_pos, seq)` resolves any read bound, including positions no event has (`{5,0}`,
 //! `{-1,-1}`, far beyond the head), to a seq with one seek. The tag index has one row per distinct
 //! tag hash of each event ([`orisun_core::NewEvent::tag_hashes`]), kept in two `WITHOUT ROWID`
-//! tables: `tag_log(seq, h)` holds the newest rows in log order, and `tags(h, seq)` everything
-//! older, keyed by tag. `date_created` is unix microseconds, UTC.
+//! tables: `tag_log(seq, h)` holds the newest rows in log order, and `tags(h, seq, last)` everything
+//! older, keyed by tag, as runs: a row covers the seqs `seq..=last` (`last` NULL: `seq` alone),
+//! so consecutive events that share a tag (a batch's type, its stream) cost one row. `date_created` is unix microseconds, UTC.
 //!
 //! Why two tables: every page a commit dirties is a 4 KiB WAL frame written and synced. Rows keyed
 //! by tag hash land on a different leaf per distinct tag, so a group of 64 single-event saves

@@ -183,14 +183,12 @@ impl TagTable {
         }
     }
 
-    /// The statement that returns up to `?4` seqs carrying tag `?1` from `?2` to `?3` (both
-    /// inclusive) in direction `dir`.
-    fn range_sql(self, dir: Direction) -> &'static str {
-        match (self, dir) {
-            (TagTable::Indexed, Direction::Asc) => sql::TAGS_ASC,
-            (TagTable::Indexed, Direction::Desc) => sql::TAGS_DESC,
-            (TagTable::Log, Direction::Asc) => sql::TAG_LOG_ASC,
-            (TagTable::Log, Direction::Desc) => sql::TAG_LOG_DESC,
+    /// The statement of `tag_log` that returns up to `?4` seqs carrying tag `?1` from `?2` to
+    /// `?3` (both inclusive) in direction `dir`.
+    fn log_range_sql(dir: Direction) -> &'static str {
+        match dir {
+            Direction::Asc => sql::TAG_LOG_ASC,
+            Direction::Desc => sql::TAG_LOG_DESC,
         }
     }
 }
@@ -224,18 +222,94 @@ fn tag_seqs(
         match (table, tail) {
             (TagTable::Log, Tail::Memory(tail)) => seqs.extend(tail.range(hash, from, scan, left)),
             (TagTable::Log, Tail::Empty) => {}
-            _ => {
+            (TagTable::Log, Tail::Table) => {
                 let left = i64::try_from(left).unwrap_or(i64::MAX);
-                let mut stmt = conn.prepare_cached(table.range_sql(scan.dir))?;
+                let mut stmt = conn.prepare_cached(TagTable::log_range_sql(scan.dir))?;
                 let rows =
                     stmt.query_map(params![&hash[..], from, scan.stop, left], |r| r.get(0))?;
                 for row in rows {
                     seqs.push(row?);
                 }
             }
+            (TagTable::Indexed, _) => indexed_seqs(conn, hash, from, scan, left, &mut seqs)?,
         }
     }
     Ok(seqs)
+}
+
+/// Appends to `seqs` up to `limit` seqs of `tags` carrying tag `hash`, walking `scan` from
+/// `from` on. A row of `tags` is a run (`seq` to `last`, see `migrations/0003_tag_runs.sql`),
+/// so a walk starts with the run that begins at or before `from`, which may cover it.
+fn indexed_seqs(
+    conn: &Connection,
+    hash: &TagHash,
+    from: i64,
+    scan: Scan,
+    limit: usize,
+    seqs: &mut Vec<i64>,
+) -> rusqlite::Result<()> {
+    let (lo, hi) = scan.bounds(from);
+    if lo > hi {
+        return Ok(());
+    }
+    let target = seqs.len() + limit;
+    // Every run read gives at least one seq (until the walk ends), so `limit` runs suffice.
+    let runs = i64::try_from(limit).unwrap_or(i64::MAX);
+    match scan.dir {
+        Direction::Asc => {
+            let covering = conn
+                .prepare_cached(sql::TAG_RUN_AT_OR_BEFORE)?
+                .query_row(params![&hash[..], lo], run)
+                .optional()?;
+            if let Some((_, last)) = covering {
+                push_run(seqs, Direction::Asc, lo, last.min(hi), target);
+            }
+            let mut stmt = conn.prepare_cached(sql::TAG_RUNS_ASC)?;
+            let mut rows = stmt.query(params![&hash[..], lo, hi, runs])?;
+            while seqs.len() < target {
+                let Some(row) = rows.next()? else { break };
+                let (first, last) = run(row)?;
+                push_run(seqs, Direction::Asc, first, last.min(hi), target);
+            }
+        }
+        Direction::Desc => {
+            let mut stmt = conn.prepare_cached(sql::TAG_RUNS_DESC)?;
+            let mut rows = stmt.query(params![&hash[..], hi, runs])?;
+            while seqs.len() < target {
+                let Some(row) = rows.next()? else { break };
+                let (first, last) = run(row)?;
+                let top = last.min(hi);
+                if top < lo {
+                    // Runs do not overlap: every earlier run ends earlier still.
+                    break;
+                }
+                push_run(seqs, Direction::Desc, first.max(lo), top, target);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Decodes a run of `tags`: `(seq, last)`, where a `NULL` last means `seq` alone.
+fn run(row: &Row<'_>) -> rusqlite::Result<(i64, i64)> {
+    let first: i64 = row.get(0)?;
+    let last: Option<i64> = row.get(1)?;
+    Ok((first, last.unwrap_or(first)))
+}
+
+/// Appends the seqs from `low` to `high` (both inclusive; none if `low > high`) in direction
+/// `dir` to `seqs`, until it holds `target` of them.
+fn push_run(seqs: &mut Vec<i64>, dir: Direction, low: i64, high: i64, target: usize) {
+    if low > high {
+        return;
+    }
+    let room = target.saturating_sub(seqs.len());
+    let width = usize::try_from(high - low).map_or(usize::MAX, |w| w.saturating_add(1));
+    let n = i64::try_from(room.min(width)).expect("bounded by the width of an i64 range");
+    match dir {
+        Direction::Asc => seqs.extend(low..low + n),
+        Direction::Desc => seqs.extend((high - n + 1..=high).rev()),
+    }
 }
 
 /// Returns the first seq carrying tag `hash` from `from` on in `scan`.

@@ -52,13 +52,20 @@ pub(crate) const SEEK_LATER_COMMIT: &str =
 pub(crate) const SEEK_EARLIER_COMMIT: &str = "SELECT seq FROM events WHERE commit_pos < ?1 \
      ORDER BY commit_pos DESC, seq DESC LIMIT 1";
 
-/// Up to `?4` seqs of `tags` carrying tag `?1` from `?2` up to `?3`, ascending.
-pub(crate) const TAGS_ASC: &str = "SELECT seq FROM tags WHERE h = ?1 AND seq >= ?2 AND seq <= ?3 \
+/// The run of `tags` carrying tag `?1` that starts at or before seq `?2`, as `(seq, last)`.
+pub(crate) const TAG_RUN_AT_OR_BEFORE: &str =
+    "SELECT seq, last FROM tags WHERE h = ?1 AND seq <= ?2 ORDER BY seq DESC LIMIT 1";
+
+/// Up to `?4` runs of `tags` carrying tag `?1` that start after seq `?2` and at or before `?3`,
+/// ascending, as `(seq, last)`.
+pub(crate) const TAG_RUNS_ASC: &str =
+    "SELECT seq, last FROM tags WHERE h = ?1 AND seq > ?2 AND seq <= ?3 \
      ORDER BY seq LIMIT ?4";
 
-/// Up to `?4` seqs of `tags` carrying tag `?1` from `?2` down to `?3`, descending.
-pub(crate) const TAGS_DESC: &str = "SELECT seq FROM tags WHERE h = ?1 AND seq <= ?2 AND seq >= ?3 \
-     ORDER BY seq DESC LIMIT ?4";
+/// Up to `?3` runs of `tags` carrying tag `?1` that start at or before seq `?2`, descending, as
+/// `(seq, last)`. (No lower bound: a run that starts below the walk's end may still reach it.)
+pub(crate) const TAG_RUNS_DESC: &str =
+    "SELECT seq, last FROM tags WHERE h = ?1 AND seq <= ?2 ORDER BY seq DESC LIMIT ?3";
 
 /// Up to `?4` seqs of `tag_log` carrying tag `?1` from `?2` up to `?3`, ascending.
 pub(crate) const TAG_LOG_ASC: &str =
@@ -81,12 +88,18 @@ pub(crate) const INSERT_EVENT: &str =
 /// Inserts one row of the tag index into `tag_log`.
 pub(crate) const INSERT_TAG_LOG: &str = "INSERT INTO tag_log (seq, h) VALUES (?1, ?2)";
 
-/// Inserts one row of the tag index into `tags`.
-pub(crate) const INSERT_TAG: &str = "INSERT INTO tags (h, seq) VALUES (?1, ?2)";
+/// Inserts one run into `tags`: tag `?1` on seqs `?2` to `?3` (`NULL` for `?2` alone).
+pub(crate) const INSERT_TAG: &str = "INSERT INTO tags (h, seq, last) VALUES (?1, ?2, ?3)";
 
-/// Moves every row of `tag_log` into `tags`, sorted by tag (a batch of two statements).
-pub(crate) const MOVE_TAG_LOG: &str =
-    "INSERT INTO tags (h, seq) SELECT h, seq FROM tag_log ORDER BY h, seq; \
+/// Moves every row of `tag_log` into `tags` as runs, sorted by tag (a batch of two
+/// statements). The seqs of one tag minus their rank among that tag's rows are equal exactly
+/// along a stretch of consecutive seqs (an "island"), so grouping by that difference gives
+/// the runs.
+pub(crate) const MOVE_TAG_LOG: &str = "INSERT INTO tags (h, seq, last) \
+     SELECT h, min(seq), CASE WHEN max(seq) > min(seq) THEN max(seq) END \
+     FROM (SELECT h, seq, seq - row_number() OVER (PARTITION BY h ORDER BY seq) AS island \
+           FROM tag_log) \
+     GROUP BY h, island ORDER BY h, min(seq); \
      DELETE FROM tag_log;";
 
 #[cfg(test)]
@@ -135,12 +148,16 @@ mod plan_tests {
                 "SEARCH events USING COVERING INDEX events_by_position (commit_pos<?)",
             ),
             (
-                TAGS_ASC,
+                TAG_RUN_AT_OR_BEFORE,
+                "SEARCH tags USING PRIMARY KEY (h=? AND seq<?)",
+            ),
+            (
+                TAG_RUNS_ASC,
                 "SEARCH tags USING PRIMARY KEY (h=? AND seq>? AND seq<?)",
             ),
             (
-                TAGS_DESC,
-                "SEARCH tags USING PRIMARY KEY (h=? AND seq>? AND seq<?)",
+                TAG_RUNS_DESC,
+                "SEARCH tags USING PRIMARY KEY (h=? AND seq<?)",
             ),
             (
                 TAG_LOG_ASC,

@@ -362,13 +362,37 @@ mod tests {
     const POISON: &str = "CREATE TEMP TRIGGER poison BEFORE INSERT ON main.events \
          WHEN NEW.event_type = 'Poison' BEGIN SELECT RAISE(ABORT, 'poisoned'); END;";
 
-    /// Returns the seqs in `table` (`tags` or `tag_log`), ascending.
+    /// Returns the seqs in `table` (`tags` or `tag_log`), ascending, with each run of `tags`
+    /// counted once per seq it covers.
     fn tag_seqs(conn: &Connection, table: &str) -> Vec<i64> {
+        let last = if table == "tags" { "last" } else { "NULL" };
         let mut stmt = conn
-            .prepare(&format!("SELECT seq FROM {table} ORDER BY seq"))
+            .prepare(&format!("SELECT seq, {last} FROM {table} ORDER BY seq"))
             .expect("prepare");
-        let rows = stmt.query_map([], |r| r.get(0)).expect("query");
-        rows.map(|r| r.expect("seq")).collect()
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((r.get::<_, i64>(0)?, r.get::<_, Option<i64>>(1)?))
+            })
+            .expect("query");
+        let mut seqs: Vec<i64> = rows
+            .flat_map(|r| {
+                let (first, last) = r.expect("row");
+                first..=last.unwrap_or(first)
+            })
+            .collect();
+        seqs.sort_unstable();
+        seqs
+    }
+
+    /// Returns the rows of `tags` as `(seq, last)`, in key order.
+    fn tag_runs(conn: &Connection) -> Vec<(i64, Option<i64>)> {
+        let mut stmt = conn
+            .prepare("SELECT seq, last FROM tags ORDER BY h, seq")
+            .expect("prepare");
+        let rows = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .expect("query");
+        rows.map(|r| r.expect("row")).collect()
     }
 
     #[test]
@@ -392,6 +416,10 @@ mod tests {
         assert_eq!(head, Position::new(5, 4));
         assert_eq!(tag_seqs(&conn, "tags"), [0, 0, 1, 1, 2, 2]);
         assert_eq!(tag_seqs(&conn, "tag_log"), [3, 3, 4, 4]);
+        // The three events' common type moved as one run, their accounts as one row each.
+        let mut runs = tag_runs(&conn);
+        runs.sort_unstable();
+        assert_eq!(runs, [(0, None), (0, Some(2)), (1, None), (2, None)]);
     }
 
     #[test]
