@@ -28,8 +28,8 @@ fn as_postgres(program: &Path) -> Command {
     command
 }
 
-/// A port the OS had free a moment ago (PostgreSQL cannot be given port 0).
-fn free_port() -> u16 {
+/// A port the OS had free a moment ago (PostgreSQL and PgBouncer cannot be given port 0).
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .expect("bind")
         .local_addr()

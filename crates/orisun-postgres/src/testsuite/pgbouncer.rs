@@ -5,6 +5,7 @@
 //! tests run as root. It is started through a shell that stops it when its standard input
 //! closes, so it never outlives the test process, even one that is killed.
 
+use super::cluster::free_port;
 use super::server;
 use crate::PostgresConfig;
 use std::io::{BufRead, BufReader};
@@ -165,12 +166,4 @@ impl Drop for PgBouncer {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
 }
