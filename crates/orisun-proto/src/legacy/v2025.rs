@@ -193,12 +193,21 @@ fn tags_into_data(index: usize, tags: Vec<old::Tag>, data: &mut JsonObject) -> R
         if tag.key.is_empty() {
             return Err(Invalid::new(field(".key"), "must not be empty"));
         }
-        let held = data
-            .get(&tag.key)
-            .map(|v| tag_text(v).map_or_else(|| v.to_string(), |t| t.into_owned()));
+        // A field holding null, an array or an object is never a tag, so a tag naming it
+        // could never match: refuse it rather than store an event its tag does not find.
+        let held = data.get(&tag.key).map(|v| tag_text(v).ok_or(v));
         match held {
-            Some(text) if text == tag.value => {}
-            Some(text) => {
+            Some(Err(value)) => {
+                return Err(Invalid::new(
+                    field(""),
+                    format!(
+                        "data field {:?} holds {value}, which is never a tag; the tag says {:?}",
+                        tag.key, tag.value
+                    ),
+                ))
+            }
+            Some(Ok(text)) if text == tag.value.as_str() => {}
+            Some(Ok(text)) => {
                 return Err(Invalid::new(
                     field(""),
                     format!(
@@ -435,6 +444,12 @@ mod tests {
         assert_eq!(
             e.message(),
             r#"events[0].tags[0]: data field "name" already holds "x", the tag says "y""#
+        );
+        let e = events_to_save(vec![to_save(&[("n", "null")], r#"{"n": null}"#)])
+            .expect_err("a null field is never a tag");
+        assert_eq!(
+            e.message(),
+            r#"events[0].tags[0]: data field "n" holds null, which is never a tag; the tag says "null""#
         );
         let e = events_to_save(vec![to_save(&[("", "y")], "{}")]).expect_err("keyless");
         assert_eq!(e.message(), "events[0].tags[0].key: must not be empty");
