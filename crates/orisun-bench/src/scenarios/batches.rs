@@ -27,39 +27,15 @@ impl Bench {
         let min_batches = self.plan.min_batches;
         let mut client = self.pool[0].clone();
         self.measured(&id.clone(), |counter| async move {
-            let mut tally = Tally::default();
-            let mut measured = Duration::ZERO;
-            let start = Instant::now();
-            let mut n = 0u64;
-            let mut batches = 0u64;
-            while start.elapsed() < duration || batches < min_batches {
-                let events = (0..size as u64)
-                    .map(|i| payload::event("batch", &payload::entity_of(n + i), n + i))
-                    .collect();
-                n += size as u64;
-                batches += 1;
-                let request = SaveEventsRequest {
-                    boundary: boundary.clone(),
-                    query: None,
-                    events,
-                };
-                let t = Instant::now();
-                let result = client.save_events(request).await;
-                let took = t.elapsed();
-                measured += took;
-                match result {
-                    Ok(_) => {
-                        tally.ok(took, size as u64);
-                        counter.fetch_add(size as u64, Ordering::Relaxed);
-                    }
-                    Err(status) => {
-                        if tally.failed(&status) {
-                            break;
-                        }
-                    }
-                }
-            }
-            tally.elapsed = measured;
+            let tally = save_batches(
+                &mut client,
+                &boundary,
+                "batch",
+                size,
+                (duration, min_batches),
+                &counter,
+            )
+            .await;
             Ok(tally.into_result(
                 &id,
                 format!("batches of {size} events, one client, unconditional"),
@@ -92,38 +68,15 @@ impl Bench {
                 let context = format!("{run_id}-batch-c{clients}-{i}");
                 async move {
                     barrier.wait().await;
-                    let mut tally = Tally::default();
-                    let mut measured = Duration::ZERO;
-                    let start = Instant::now();
-                    let (mut n, mut batches) = (0u64, 0u64);
-                    while start.elapsed() < duration || batches < min_batches {
-                        let events = (0..size as u64)
-                            .map(|k| payload::event(&context, &payload::entity_of(n + k), n + k))
-                            .collect();
-                        n += size as u64;
-                        batches += 1;
-                        let request = SaveEventsRequest {
-                            boundary: boundary.clone(),
-                            query: None,
-                            events,
-                        };
-                        let t = Instant::now();
-                        let result = client.save_events(request).await;
-                        let took = t.elapsed();
-                        measured += took;
-                        match result {
-                            Ok(_) => {
-                                tally.ok(took, size as u64);
-                                counter.fetch_add(size as u64, Ordering::Relaxed);
-                            }
-                            Err(status) => {
-                                if tally.failed(&status) {
-                                    break;
-                                }
-                            }
-                        }
-                    }
-                    tally.elapsed = measured;
+                    let tally = save_batches(
+                        &mut client,
+                        &boundary,
+                        &context,
+                        size,
+                        (duration, min_batches),
+                        &counter,
+                    )
+                    .await;
                     anyhow::Ok(tally)
                 }
             });
@@ -191,4 +144,52 @@ impl Bench {
         })
         .await
     }
+}
+
+/// One client's closed loop of unconditional batches of `size` events of type `context`, for
+/// the duration and at least the minimum number of batches of `until`; counts each stored event
+/// on `counter`. The tally's elapsed time is the requests' time only: building a batch is the
+/// client's work, not the server's.
+async fn save_batches(
+    client: &mut Client,
+    boundary: &str,
+    context: &str,
+    size: usize,
+    until: (Duration, u64),
+    counter: &AtomicU64,
+) -> Tally {
+    let (duration, min_batches) = until;
+    let mut tally = Tally::default();
+    let mut measured = Duration::ZERO;
+    let start = Instant::now();
+    let (mut n, mut batches) = (0u64, 0u64);
+    while start.elapsed() < duration || batches < min_batches {
+        let events = (0..size as u64)
+            .map(|k| payload::event(context, &payload::entity_of(n + k), n + k))
+            .collect();
+        n += size as u64;
+        batches += 1;
+        let request = SaveEventsRequest {
+            boundary: boundary.to_owned(),
+            query: None,
+            events,
+        };
+        let t = Instant::now();
+        let result = client.save_events(request).await;
+        let took = t.elapsed();
+        measured += took;
+        match result {
+            Ok(_) => {
+                tally.ok(took, size as u64);
+                counter.fetch_add(size as u64, Ordering::Relaxed);
+            }
+            Err(status) => {
+                if tally.failed(&status) {
+                    break;
+                }
+            }
+        }
+    }
+    tally.elapsed = measured;
+    tally
 }
