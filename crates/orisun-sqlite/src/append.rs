@@ -14,6 +14,7 @@
 
 use crate::read::{self, Tail};
 use crate::sql;
+use crate::tag_merge::TagMerge;
 use crate::tag_tail::TagTail;
 use chrono::Utc;
 use orisun_core::{AppendCondition, NewEvent, Position, TagHash};
@@ -56,7 +57,9 @@ pub(crate) struct AppendRequest {
 /// Runs one group in one transaction, skipping the `excluded` requests. Returns each other
 /// request's outcome and the new head. On error the transaction is rolled back: nothing of
 /// the group is stored, and the tag rows it added are taken out of the writer's copy (`tail`).
-/// `tag_log_limit` is how many rows `tag_log` collects before they are moved into `tags`.
+/// `tag_log_limit` is how many rows `tag_log` collects before they are moved into
+/// `tags_recent`; `merge` moves `tags_recent` on into `tags` as rows arrive there, and is
+/// advanced only if the group commits.
 ///
 /// No savepoints are needed for a request that is rejected: every check runs before the
 /// request writes anything. Savepoints would make SQLite copy every page the group touches
@@ -66,6 +69,7 @@ pub(crate) fn append_group(
     conn: &mut Connection,
     tail: &mut TagTail,
     tag_log_limit: usize,
+    merge: &mut TagMerge,
     requests: &[AppendRequest],
     excluded: &[Option<StoreError>],
     spans: &[tracing::Span],
@@ -75,8 +79,8 @@ pub(crate) fn append_group(
     let start = read::head(&tx)?;
     let micros = Utc::now().timestamp_micros();
     // A group with as many tag rows as the log holds (a large batch) writes them straight
-    // into `tags`, sorted, after moving the log there: passing through the log would write
-    // them twice.
+    // into `tags_recent`, sorted, after moving the log there: passing through the log would
+    // write them twice.
     let group_rows: usize = requests
         .iter()
         .zip(excluded)
@@ -84,8 +88,10 @@ pub(crate) fn append_group(
         .map(|(request, _)| request.tag_rows())
         .sum();
     let direct = group_rows >= tag_log_limit;
+    // Rows this group adds to `tags_recent`.
+    let mut added = 0;
     if direct && tail.rows() > 0 {
-        move_tag_log(&tx)?;
+        added += move_tag_log(&tx)?;
     }
     let mut head = start;
     let mut results = Vec::with_capacity(requests.len());
@@ -105,7 +111,7 @@ pub(crate) fn append_group(
             };
             // Inside the caller's span (`group_commit`), so its condition check is a child.
             let _caller = spans.get(index).map(tracing::Span::enter);
-            match request.apply(&tx, tags, head, micros) {
+            match request.apply(&tx, tags, head, micros, &mut added) {
                 Ok(Ok(outcome)) => {
                     if !outcome.already_stored {
                         head = outcome.position;
@@ -117,7 +123,12 @@ pub(crate) fn append_group(
             }
             Ok(())
         })
-        .and_then(|()| tx.commit().map_err(GroupError::Group));
+        .and_then(|()| {
+            let (next, _) = merge.run(&tx, added)?;
+            tx.commit()?;
+            *merge = next;
+            Ok(())
+        });
     match ran {
         // The log was moved into `tags` with the group.
         Ok(()) if direct => tail.clear(),
@@ -132,11 +143,12 @@ pub(crate) fn append_group(
     Ok((results, head))
 }
 
-/// Moves every row of `tag_log` into `tags` as runs, sorted by tag, so that the rows of one tag
-/// share a leaf of `tags` (far fewer pages written than inserting them group by group), and
-/// consecutive events that share a tag cost one row.
-pub(crate) fn move_tag_log(conn: &Connection) -> rusqlite::Result<()> {
-    conn.execute_batch(sql::MOVE_TAG_LOG)
+/// Moves every row of `tag_log` into `tags_recent` as runs, sorted by tag, so that consecutive
+/// events that share a tag cost one row. Returns the number of rows `tags_recent` gained.
+pub(crate) fn move_tag_log(conn: &Connection) -> rusqlite::Result<usize> {
+    let added = conn.prepare_cached(sql::MOVE_TAG_LOG)?.execute([])?;
+    conn.prepare_cached(sql::CLEAR_TAG_LOG)?.execute([])?;
+    Ok(added)
 }
 
 /// Returns the runs of `rows` (sorted `(tag, seq)` pairs): one `(tag, first, last)` per
@@ -156,8 +168,8 @@ fn runs<'a>(rows: &[(&'a TagHash, i64)]) -> Vec<(&'a TagHash, i64, i64)> {
 enum Tags<'a> {
     /// Appended to `tag_log`, and to the writer's copy of it.
     Log(&'a mut TagTail),
-    /// Straight into `tags`, sorted by key: the group is as large as the log, which was moved
-    /// into `tags` at the start of the transaction, so conditions read no log.
+    /// Straight into `tags_recent`, sorted by key: the group is as large as the log, which was
+    /// moved there at the start of the transaction, so conditions read no log.
     Direct,
 }
 
@@ -196,15 +208,17 @@ impl AppendRequest {
         self.rows.iter().map(|row| row.tags.len()).sum()
     }
 
-    /// Checks and inserts one request in the open transaction. The outer error is a database
-    /// failure; the inner one is a rejection of this request (idempotency or condition), which
-    /// is always decided before the request writes anything.
+    /// Checks and inserts one request in the open transaction, adding to `added` the rows it
+    /// writes into `tags_recent`. The outer error is a database failure; the inner one is a
+    /// rejection of this request (idempotency or condition), which is always decided before the
+    /// request writes anything.
     fn apply(
         &self,
         conn: &Connection,
         mut tags: Tags<'_>,
         head: Position,
         micros: i64,
+        added: &mut usize,
     ) -> rusqlite::Result<Result<AppendOutcome, StoreError>> {
         let stored = read::stored_positions(conn, self.events.iter().map(|e| e.event_id))?;
         match classify_retry(&self.events, &stored) {
@@ -265,9 +279,10 @@ impl AppendRequest {
             // In key order, so that the rows of one tag land on its leaf together, and as runs:
             // consecutive events of the batch that share a tag cost one row.
             indexed.sort_unstable();
-            let mut insert = conn.prepare_cached(sql::INSERT_TAG)?;
+            let mut insert = conn.prepare_cached(sql::INSERT_TAG_RECENT)?;
             for (tag, first, last) in runs(&indexed) {
                 insert.execute(params![&tag[..], first, (last > first).then_some(last)])?;
+                *added += 1;
             }
         }
         Ok(Ok(AppendOutcome {

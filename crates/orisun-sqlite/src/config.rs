@@ -51,6 +51,11 @@ pub struct SqliteConfig {
     /// share a leaf) but leaves more rows for a lookup to scan when a tag is absent from the
     /// newest events. At least 1.
     pub tag_log_rows: usize,
+    /// About how many rows the middle level of the tag index (`tags_recent`) holds before each
+    /// of its slices moves on into `tags` (see `tag_merge.rs`; it holds half that on average).
+    /// Larger writes fewer pages of `tags` per row moved, but spreads a batch's rows over more
+    /// leaves of `tags_recent`. At least 1.
+    pub tags_recent_rows: usize,
 }
 
 impl SqliteConfig {
@@ -60,6 +65,8 @@ impl SqliteConfig {
     pub const DEFAULT_MAX_BATCH_EVENTS: usize = 10_000;
     /// Default number of tag rows kept in log order before they are moved into the tag index.
     pub const DEFAULT_TAG_LOG_ROWS: usize = 1_024;
+    /// Default size of `tags_recent` at which a slice's turn comes back.
+    pub const DEFAULT_TAGS_RECENT_ROWS: usize = 262_144;
 
     /// Returns the default configuration for the data directory `dir`.
     pub fn new(dir: impl Into<PathBuf>) -> Self {
@@ -69,6 +76,7 @@ impl SqliteConfig {
             read_connections: Self::DEFAULT_READ_CONNECTIONS,
             max_batch_events: Self::DEFAULT_MAX_BATCH_EVENTS,
             tag_log_rows: Self::DEFAULT_TAG_LOG_ROWS,
+            tags_recent_rows: Self::DEFAULT_TAGS_RECENT_ROWS,
         }
     }
 

@@ -25,19 +25,26 @@
 //! position order equals seq order, `seq` is the only key reads need; an index on
 //! `(commit_pos, seq)` resolves any read bound, including positions no event has (`{5,0}`,
 //! `{-1,-1}`, far beyond the head), to a seq with one seek. The tag index has one row per distinct
-//! tag hash of each event ([`orisun_core::NewEvent::tag_hashes`]), kept in two `WITHOUT ROWID`
-//! tables: `tag_log(seq, h)` holds the newest rows in log order, and `tags(h, seq, last)` everything
-//! older, keyed by tag, as runs: a row covers the seqs `seq..=last` (`last` NULL: `seq` alone),
-//! so consecutive events that share a tag (a batch's type, its stream) cost one row. `date_created` is unix microseconds, UTC.
+//! tag hash of each event ([`orisun_core::NewEvent::tag_hashes`]), kept in three `WITHOUT ROWID`
+//! tables, newest first: `tag_log(seq, h)` holds the newest rows in log order, `tags_recent(h,
+//! seq, last)` a few hundred thousand rows keyed by tag, and `tags(h, seq, last)` everything
+//! older, keyed by tag. The last two hold runs: a row covers the seqs `seq..=last` (`last` NULL:
+//! `seq` alone), so consecutive events that share a tag (a batch's type, its stream) cost one
+//! row. `date_created` is unix microseconds, UTC.
 //!
-//! Why two tables: every page a commit dirties is a 4 KiB WAL frame written and synced. Rows keyed
-//! by tag hash land on a different leaf per distinct tag, so a group of 64 single-event saves
-//! dirtied over a hundred leaves of `tags`; appended to `tag_log` in seq order, they share a few
-//! pages. Once `tag_log` holds [`SqliteConfig::tag_log_rows`] rows, the writer moves all of them
-//! into `tags` in one transaction, sorted by tag (the rows of one tag then share a leaf). Every seq
-//! of `tag_log` is above every seq of `tags`, so a lookup reads the table its walk meets first and
-//! the other only for what it still needs; readers scan `tag_log` by seq (it is small), and the
-//! writer checks conditions against its own in-memory copy of it (`tag_tail`).
+//! Why three tables: every page a commit dirties is a 4 KiB WAL frame written, checksummed,
+//! synced and later copied back by a checkpoint, and rows keyed by tag hash land on a different
+//! leaf per distinct tag. Appended to `tag_log` in seq order, a group of single-event saves
+//! dirties a few pages; once `tag_log` holds [`SqliteConfig::tag_log_rows`] rows, the writer moves
+//! them into `tags_recent` as runs, sorted by tag. A large batch writes its runs there directly.
+//! `tags_recent` is small, so those rows share its few hundred leaves instead of dirtying one
+//! leaf of a large `tags` each; the writer moves it on into `tags` one slice of the hash space at
+//! a time, inside the transactions it runs anyway (`tag_merge`), where a slice's rows land on the
+//! matching slice of `tags` in key order and each leaf of `tags` is written once for all the
+//! rows it receives. For each tag, its seqs in `tag_log` are above those in `tags_recent`, above
+//! those in `tags`, so a lookup reads the tables in the order its walk meets their seqs and stops
+//! once it has what it needs; readers scan `tag_log` by seq (it is small), and the writer checks
+//! conditions against its own in-memory copy of it (`tag_tail`).
 //!
 //! The schema is versioned: `migrations/NNNN_name.sql` are applied in order at open, each in
 //! the transaction that records its number in `PRAGMA user_version`.
@@ -91,6 +98,7 @@ mod read;
 mod schema;
 mod sql;
 mod store;
+mod tag_merge;
 mod tag_tail;
 mod writer;
 

@@ -7,10 +7,11 @@
 //! *matches* (and the shorter list), not with the size of the boundary. A query (criteria OR-ed)
 //! merges the per-criterion results.
 //!
-//! The tag index is kept in two tables: `tag_log`, the newest rows in log order (cheap to append:
-//! a group's rows share a few pages), and `tags`, everything older, keyed by tag. Every seq of
-//! `tag_log` is above every seq of `tags`, so a walk reads the table it meets first and the
-//! other only for what it still needs.
+//! The tag index is kept in three tables: `tag_log`, the newest rows in log order (cheap to
+//! append: a group's rows share a few pages), `tags_recent`, a small table keyed by tag, and
+//! `tags`, everything older, keyed by tag. For each tag, its seqs in `tag_log` are above those in
+//! `tags_recent`, which are above those in `tags`, so a walk reads the tables in the order it
+//! meets their seqs and stops once it has what it needs.
 
 use crate::sql;
 use crate::tag_tail::TagTail;
@@ -164,22 +165,25 @@ fn first_seq_after(conn: &Connection, after: Position) -> rusqlite::Result<Optio
     seek_position(conn, after, Side::After)
 }
 
-/// One of the two tables the tag index is kept in (see `migrations/0002_tag_log.sql`).
+/// One of the three tables the tag index is kept in (see `migrations/0002_tag_log.sql` and
+/// `migrations/0004_tags_recent.sql`).
 #[derive(Debug, Clone, Copy)]
 enum TagTable {
-    /// `tags (h, seq)`: every row older than the newest ones, keyed by tag.
+    /// `tags (h, seq, last)`: the oldest runs, keyed by tag.
     Indexed,
-    /// `tag_log (seq, h)`: the newest rows, in log order, above every seq of `tags`; at most
+    /// `tags_recent (h, seq, last)`: newer runs, keyed by tag, above `tags` for each tag.
+    Recent,
+    /// `tag_log (seq, h)`: the newest rows, in log order, above the other two; at most
     /// `SqliteConfig::tag_log_rows` (plus one group) of them, so scanning it by seq is bounded.
     Log,
 }
 
 impl TagTable {
     /// The tables in the order a walk in `dir` meets their seqs.
-    fn in_order(dir: Direction) -> [TagTable; 2] {
+    fn in_order(dir: Direction) -> [TagTable; 3] {
         match dir {
-            Direction::Asc => [TagTable::Indexed, TagTable::Log],
-            Direction::Desc => [TagTable::Log, TagTable::Indexed],
+            Direction::Asc => [TagTable::Indexed, TagTable::Recent, TagTable::Log],
+            Direction::Desc => [TagTable::Log, TagTable::Recent, TagTable::Indexed],
         }
     }
 
@@ -231,17 +235,24 @@ fn tag_seqs(
                     seqs.push(row?);
                 }
             }
-            (TagTable::Indexed, _) => indexed_seqs(conn, hash, from, scan, left, &mut seqs)?,
+            (TagTable::Recent, _) => {
+                run_seqs(conn, &sql::TAGS_RECENT, hash, from, scan, left, &mut seqs)?
+            }
+            (TagTable::Indexed, _) => {
+                run_seqs(conn, &sql::TAGS, hash, from, scan, left, &mut seqs)?
+            }
         }
     }
     Ok(seqs)
 }
 
-/// Appends to `seqs` up to `limit` seqs of `tags` carrying tag `hash`, walking `scan` from
-/// `from` on. A row of `tags` is a run (`seq` to `last`, see `migrations/0003_tag_runs.sql`),
-/// so a walk starts with the run that begins at or before `from`, which may cover it.
-fn indexed_seqs(
+/// Appends to `seqs` up to `limit` seqs of the table of runs `table` carrying tag `hash`,
+/// walking `scan` from `from` on. A row is a run (`seq` to `last`, see
+/// `migrations/0003_tag_runs.sql`), so a walk starts with the run that begins at or before
+/// `from`, which may cover it.
+fn run_seqs(
     conn: &Connection,
+    table: &sql::RunTable,
     hash: &TagHash,
     from: i64,
     scan: Scan,
@@ -258,13 +269,13 @@ fn indexed_seqs(
     match scan.dir {
         Direction::Asc => {
             let covering = conn
-                .prepare_cached(sql::TAG_RUN_AT_OR_BEFORE)?
+                .prepare_cached(table.at_or_before)?
                 .query_row(params![&hash[..], lo], run)
                 .optional()?;
             if let Some((_, last)) = covering {
                 push_run(seqs, Direction::Asc, lo, last.min(hi), target);
             }
-            let mut stmt = conn.prepare_cached(sql::TAG_RUNS_ASC)?;
+            let mut stmt = conn.prepare_cached(table.asc)?;
             let mut rows = stmt.query(params![&hash[..], lo, hi, runs])?;
             while seqs.len() < target {
                 let Some(row) = rows.next()? else { break };
@@ -273,7 +284,7 @@ fn indexed_seqs(
             }
         }
         Direction::Desc => {
-            let mut stmt = conn.prepare_cached(sql::TAG_RUNS_DESC)?;
+            let mut stmt = conn.prepare_cached(table.desc)?;
             let mut rows = stmt.query(params![&hash[..], hi, runs])?;
             while seqs.len() < target {
                 let Some(row) = rows.next()? else { break };

@@ -34,6 +34,11 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         name: "tag_runs",
         sql: include_str!("../migrations/0003_tag_runs.sql"),
     },
+    Migration {
+        version: 4,
+        name: "tags_recent",
+        sql: include_str!("../migrations/0004_tags_recent.sql"),
+    },
 ];
 
 /// How long a connection waits for a lock before reporting `SQLITE_BUSY`. Only another process
@@ -210,9 +215,7 @@ mod tests {
         migrate(&mut writer, "b").expect("migrate");
         let reader = open_reader(&path).expect("reader");
         for conn in [&writer, &reader] {
-            let mut stmt = conn
-                .prepare_cached(crate::sql::TAG_RUNS_DESC)
-                .expect("prepare");
+            let mut stmt = conn.prepare_cached(crate::sql::TAGS.desc).expect("prepare");
             for limit in 1..=3i64 {
                 let rows = stmt
                     .query_map(rusqlite::params![&[0u8; 16][..], 10, limit], |_| Ok(()))

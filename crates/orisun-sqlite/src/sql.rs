@@ -52,20 +52,47 @@ pub(crate) const SEEK_LATER_COMMIT: &str =
 pub(crate) const SEEK_EARLIER_COMMIT: &str = "SELECT seq FROM events WHERE commit_pos < ?1 \
      ORDER BY commit_pos DESC, seq DESC LIMIT 1";
 
-/// The run of `tags` carrying tag `?1` that starts at or before seq `?2`, as `(seq, last)`.
-pub(crate) const TAG_RUN_AT_OR_BEFORE: &str =
-    "SELECT seq, last FROM tags WHERE h = ?1 AND seq <= ?2 ORDER BY seq DESC LIMIT 1";
+/// The lookups of one table of runs (`tags` or `tags_recent`, which have the same shape).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RunTable {
+    /// The run carrying tag `?1` that starts at or before seq `?2`, as `(seq, last)`.
+    pub at_or_before: &'static str,
+    /// Up to `?4` runs carrying tag `?1` that start after seq `?2` and at or before `?3`,
+    /// ascending, as `(seq, last)`.
+    pub asc: &'static str,
+    /// Up to `?3` runs carrying tag `?1` that start at or before seq `?2`, descending, as
+    /// `(seq, last)`. (No lower bound: a run that starts below the walk's end may still reach it.)
+    pub desc: &'static str,
+}
 
-/// Up to `?4` runs of `tags` carrying tag `?1` that start after seq `?2` and at or before `?3`,
-/// ascending, as `(seq, last)`.
-pub(crate) const TAG_RUNS_ASC: &str =
-    "SELECT seq, last FROM tags WHERE h = ?1 AND seq > ?2 AND seq <= ?3 \
-     ORDER BY seq LIMIT ?4";
+/// The [`RunTable`] statements of table `$table`.
+macro_rules! run_table {
+    ($table:literal) => {
+        RunTable {
+            at_or_before: concat!(
+                "SELECT seq, last FROM ",
+                $table,
+                " WHERE h = ?1 AND seq <= ?2 ORDER BY seq DESC LIMIT 1"
+            ),
+            asc: concat!(
+                "SELECT seq, last FROM ",
+                $table,
+                " WHERE h = ?1 AND seq > ?2 AND seq <= ?3 ORDER BY seq LIMIT ?4"
+            ),
+            desc: concat!(
+                "SELECT seq, last FROM ",
+                $table,
+                " WHERE h = ?1 AND seq <= ?2 ORDER BY seq DESC LIMIT ?3"
+            ),
+        }
+    };
+}
 
-/// Up to `?3` runs of `tags` carrying tag `?1` that start at or before seq `?2`, descending, as
-/// `(seq, last)`. (No lower bound: a run that starts below the walk's end may still reach it.)
-pub(crate) const TAG_RUNS_DESC: &str =
-    "SELECT seq, last FROM tags WHERE h = ?1 AND seq <= ?2 ORDER BY seq DESC LIMIT ?3";
+/// The oldest level of the tag index.
+pub(crate) const TAGS: RunTable = run_table!("tags");
+
+/// The middle level of the tag index (see `migrations/0004_tags_recent.sql`).
+pub(crate) const TAGS_RECENT: RunTable = run_table!("tags_recent");
 
 /// Up to `?4` seqs of `tag_log` carrying tag `?1` from `?2` up to `?3`, ascending.
 pub(crate) const TAG_LOG_ASC: &str =
@@ -88,19 +115,30 @@ pub(crate) const INSERT_EVENT: &str =
 /// Inserts one row of the tag index into `tag_log`.
 pub(crate) const INSERT_TAG_LOG: &str = "INSERT INTO tag_log (seq, h) VALUES (?1, ?2)";
 
-/// Inserts one run into `tags`: tag `?1` on seqs `?2` to `?3` (`NULL` for `?2` alone).
-pub(crate) const INSERT_TAG: &str = "INSERT INTO tags (h, seq, last) VALUES (?1, ?2, ?3)";
+/// Inserts one run into `tags_recent`: tag `?1` on seqs `?2` to `?3` (`NULL` for `?2` alone).
+pub(crate) const INSERT_TAG_RECENT: &str =
+    "INSERT INTO tags_recent (h, seq, last) VALUES (?1, ?2, ?3)";
 
-/// Moves every row of `tag_log` into `tags` as runs, sorted by tag (a batch of two
-/// statements). The seqs of one tag minus their rank among that tag's rows are equal exactly
-/// along a stretch of consecutive seqs (an "island"), so grouping by that difference gives
-/// the runs.
-pub(crate) const MOVE_TAG_LOG: &str = "INSERT INTO tags (h, seq, last) \
+/// Copies every row of `tag_log` into `tags_recent` as runs, sorted by tag. The seqs of one
+/// tag minus their rank among that tag's rows are equal exactly along a stretch of consecutive
+/// seqs (an "island"), so grouping by that difference gives the runs. [`CLEAR_TAG_LOG`] follows
+/// in the same transaction.
+pub(crate) const MOVE_TAG_LOG: &str = "INSERT INTO tags_recent (h, seq, last) \
      SELECT h, min(seq), CASE WHEN max(seq) > min(seq) THEN max(seq) END \
      FROM (SELECT h, seq, seq - row_number() OVER (PARTITION BY h ORDER BY seq) AS island \
            FROM tag_log) \
-     GROUP BY h, island ORDER BY h, min(seq); \
-     DELETE FROM tag_log;";
+     GROUP BY h, island ORDER BY h, min(seq)";
+
+/// Empties `tag_log` once its rows are in `tags_recent`.
+pub(crate) const CLEAR_TAG_LOG: &str = "DELETE FROM tag_log";
+
+/// Copies the rows of `tags_recent` whose tag lies in `?1 <= h < ?2` into `tags`, in key order.
+/// [`CLEAR_RECENT_SLICE`] follows in the same transaction.
+pub(crate) const MOVE_RECENT_SLICE: &str = "INSERT INTO tags (h, seq, last) \
+     SELECT h, seq, last FROM tags_recent WHERE h >= ?1 AND h < ?2 ORDER BY h, seq";
+
+/// Deletes the rows of `tags_recent` whose tag lies in `?1 <= h < ?2`.
+pub(crate) const CLEAR_RECENT_SLICE: &str = "DELETE FROM tags_recent WHERE h >= ?1 AND h < ?2";
 
 #[cfg(test)]
 mod plan_tests {
@@ -148,16 +186,29 @@ mod plan_tests {
                 "SEARCH events USING COVERING INDEX events_by_position (commit_pos<?)",
             ),
             (
-                TAG_RUN_AT_OR_BEFORE,
+                TAGS.at_or_before,
                 "SEARCH tags USING PRIMARY KEY (h=? AND seq<?)",
             ),
             (
-                TAG_RUNS_ASC,
+                TAGS.asc,
                 "SEARCH tags USING PRIMARY KEY (h=? AND seq>? AND seq<?)",
             ),
+            (TAGS.desc, "SEARCH tags USING PRIMARY KEY (h=? AND seq<?)"),
             (
-                TAG_RUNS_DESC,
-                "SEARCH tags USING PRIMARY KEY (h=? AND seq<?)",
+                TAGS_RECENT.at_or_before,
+                "SEARCH tags_recent USING PRIMARY KEY (h=? AND seq<?)",
+            ),
+            (
+                TAGS_RECENT.asc,
+                "SEARCH tags_recent USING PRIMARY KEY (h=? AND seq>? AND seq<?)",
+            ),
+            (
+                TAGS_RECENT.desc,
+                "SEARCH tags_recent USING PRIMARY KEY (h=? AND seq<?)",
+            ),
+            (
+                MOVE_RECENT_SLICE,
+                "SEARCH tags_recent USING PRIMARY KEY (h>? AND h<?)",
             ),
             (
                 TAG_LOG_ASC,

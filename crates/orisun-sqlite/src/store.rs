@@ -5,6 +5,7 @@ use crate::coordination::SqliteCoordination;
 use crate::error::db_error;
 use crate::pool::ReadPool;
 use crate::schema::{self, SchemaError};
+use crate::tag_merge::TagMerge;
 use crate::tag_tail::TagTail;
 use crate::writer::{AppendJob, Writer, QUEUE_CAPACITY};
 use crate::{read, SqliteConfig, Synchronous};
@@ -225,6 +226,7 @@ fn open_boundary(
         max_batch_events: config.max_batch_events.max(1),
         tail,
         tag_log_limit: config.tag_log_rows.max(1),
+        merge: TagMerge::new(config.tags_recent_rows),
     };
     std::thread::Builder::new()
         .name(format!("sqlite-{boundary}"))

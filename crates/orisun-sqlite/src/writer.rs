@@ -5,11 +5,13 @@
 //! hands the group to `append::append_group`, which decides and inserts it in one transaction.
 //! If one request's writes fail, the transaction is rolled back and the group runs again without
 //! it. One `COMMIT` (one fsync) makes the whole group durable, and only then are the head watch
-//! and the callers told. Once `tag_log` is full, it is moved into `tags` in a transaction of its
-//! own, after the callers were answered.
+//! and the callers told. Once `tag_log` is full, it is moved into `tags_recent` in a transaction
+//! of its own, after the callers were answered; `tags_recent` moves on into `tags` a slice at a
+//! time inside those transactions (`tag_merge`).
 
 use crate::append::{self, AppendRequest};
 use crate::error::{db_error, replicate};
+use crate::tag_merge::TagMerge;
 use crate::tag_tail::TagTail;
 use orisun_core::Position;
 use orisun_store::{AppendOutcome, StoreError};
@@ -46,8 +48,10 @@ pub(crate) struct Writer {
     pub max_batch_events: usize,
     /// The rows of `tag_log`, the newest part of the tag index, which conditions read here.
     pub tail: TagTail,
-    /// How many rows `tag_log` collects before they are moved into `tags`.
+    /// How many rows `tag_log` collects before they are moved into `tags_recent`.
     pub tag_log_limit: usize,
+    /// When the slices of `tags_recent` move into `tags`.
+    pub merge: TagMerge,
 }
 
 impl Writer {
@@ -105,6 +109,7 @@ impl Writer {
                 &mut self.conn,
                 &mut self.tail,
                 self.tag_log_limit,
+                &mut self.merge,
                 &requests,
                 &excluded,
                 &spans,
@@ -155,10 +160,10 @@ impl Writer {
         }
     }
 
-    /// Moves every row of `tag_log` into `tags`, sorted by tag, in one transaction of its own
-    /// (after the group's callers were answered). Rows of one tag then share a leaf of `tags`,
-    /// so this writes far fewer pages than inserting them group by group. A failure leaves both
-    /// tables as they were (lookups read both), to be retried after the next group.
+    /// Moves every row of `tag_log` into `tags_recent`, sorted by tag, in one transaction of its
+    /// own (after the group's callers were answered), with the slices of `tags_recent` then due
+    /// to move into `tags`. A failure leaves every table as it was (lookups read all three), to
+    /// be retried after the next group.
     fn move_tag_log(&mut self) {
         let started = Instant::now();
         // Logged before the transaction too, so that a crash test can kill the process inside
@@ -168,11 +173,14 @@ impl Writer {
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .and_then(|tx| {
-                append::move_tag_log(&tx)?;
-                tx.commit()
+                let added = append::move_tag_log(&tx)?;
+                let (merge, _) = self.merge.run(&tx, added)?;
+                tx.commit()?;
+                Ok(merge)
             });
         match moved {
-            Ok(()) => {
+            Ok(merge) => {
+                self.merge = merge;
                 tracing::debug!(
                     boundary = %self.boundary,
                     rows = self.tail.rows(),
@@ -220,12 +228,25 @@ mod tests {
         run_queued_with(requests, max_batch_events, setup_sql, tag_log_limit)
     }
 
-    /// [`run_queued`] with a writer that moves its tag log every `tag_log_limit` rows.
+    /// [`run_queued`] with a writer that moves its tag log every `tag_log_limit` rows (and keeps
+    /// what it moves in `tags_recent`).
     fn run_queued_with(
         requests: Vec<(Vec<NewEvent>, Option<AppendCondition>)>,
         max_batch_events: usize,
         setup_sql: &str,
         tag_log_limit: usize,
+    ) -> Ran {
+        let merge = TagMerge::new(crate::SqliteConfig::DEFAULT_TAGS_RECENT_ROWS);
+        run_queued_merging(requests, max_batch_events, setup_sql, tag_log_limit, merge)
+    }
+
+    /// [`run_queued_with`] with the given schedule for moving `tags_recent` into `tags`.
+    fn run_queued_merging(
+        requests: Vec<(Vec<NewEvent>, Option<AppendCondition>)>,
+        max_batch_events: usize,
+        setup_sql: &str,
+        tag_log_limit: usize,
+        merge: TagMerge,
     ) -> Ran {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("b.db");
@@ -261,6 +282,7 @@ mod tests {
             max_batch_events,
             tail: TagTail::default(),
             tag_log_limit,
+            merge,
         }
         .run();
         let results = replies
@@ -362,10 +384,10 @@ mod tests {
     const POISON: &str = "CREATE TEMP TRIGGER poison BEFORE INSERT ON main.events \
          WHEN NEW.event_type = 'Poison' BEGIN SELECT RAISE(ABORT, 'poisoned'); END;";
 
-    /// Returns the seqs in `table` (`tags` or `tag_log`), ascending, with each run of `tags`
-    /// counted once per seq it covers.
+    /// Returns the seqs in `table` (`tags`, `tags_recent` or `tag_log`), ascending, with each
+    /// run counted once per seq it covers.
     fn tag_seqs(conn: &Connection, table: &str) -> Vec<i64> {
-        let last = if table == "tags" { "last" } else { "NULL" };
+        let last = if table == "tag_log" { "NULL" } else { "last" };
         let mut stmt = conn
             .prepare(&format!("SELECT seq, {last} FROM {table} ORDER BY seq"))
             .expect("prepare");
@@ -384,10 +406,10 @@ mod tests {
         seqs
     }
 
-    /// Returns the rows of `tags` as `(seq, last)`, in key order.
-    fn tag_runs(conn: &Connection) -> Vec<(i64, Option<i64>)> {
+    /// Returns the rows of `table` (`tags` or `tags_recent`) as `(seq, last)`, in key order.
+    fn tag_runs(conn: &Connection, table: &str) -> Vec<(i64, Option<i64>)> {
         let mut stmt = conn
-            .prepare("SELECT seq, last FROM tags ORDER BY h, seq")
+            .prepare(&format!("SELECT seq, last FROM {table} ORDER BY h, seq"))
             .expect("prepare");
         let rows = stmt
             .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
@@ -414,10 +436,14 @@ mod tests {
         );
         assert!(results.iter().all(Result::is_ok));
         assert_eq!(head, Position::new(5, 4));
-        assert_eq!(tag_seqs(&conn, "tags"), [0, 0, 1, 1, 2, 2]);
+        assert_eq!(tag_seqs(&conn, "tags_recent"), [0, 0, 1, 1, 2, 2]);
         assert_eq!(tag_seqs(&conn, "tag_log"), [3, 3, 4, 4]);
+        assert!(
+            tag_seqs(&conn, "tags").is_empty(),
+            "far from a slice's turn"
+        );
         // The three events' common type moved as one run, their accounts as one row each.
-        let mut runs = tag_runs(&conn);
+        let mut runs = tag_runs(&conn, "tags_recent");
         runs.sort_unstable();
         assert_eq!(runs, [(0, None), (0, Some(2)), (1, None), (2, None)]);
     }
@@ -467,8 +493,43 @@ mod tests {
                 "(5, 4)".to_owned(),
             ]
         );
-        assert_eq!(tag_seqs(&conn, "tags"), [0, 0, 1, 1, 2, 2, 3, 3]);
+        assert_eq!(tag_seqs(&conn, "tags_recent"), [0, 0, 1, 1, 2, 2, 3, 3]);
         assert_eq!(tag_seqs(&conn, "tag_log"), [4, 4]);
+    }
+
+    #[test]
+    fn moved_rows_reach_the_oldest_level_a_slice_at_a_time() {
+        // A middle level that moves every slice for each row it gains: whatever the log moves
+        // there, and a large batch's rows, end in `tags`, and conditions still see them.
+        let batch = (0..3).map(|_| event("E", "b")).collect::<Vec<_>>();
+        let Ran {
+            results,
+            conn,
+            _dir: _kept,
+            ..
+        } = run_queued_merging(
+            vec![
+                (vec![event("E", "x")], None),
+                (vec![event("E", "y")], None),
+                (vec![event("E", "w")], None),
+                (batch, None),
+                (vec![event("E", "z")], for_account("x")),
+                (vec![event("E", "z")], for_account("b")),
+                (vec![event("E", "c")], None),
+            ],
+            1,
+            "",
+            5,
+            TagMerge::new(1),
+        );
+        let failed: Vec<bool> = results.iter().map(Result::is_err).collect();
+        assert_eq!(failed, [false, false, false, false, true, true, false]);
+        assert_eq!(
+            tag_seqs(&conn, "tags"),
+            [0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5]
+        );
+        assert!(tag_seqs(&conn, "tags_recent").is_empty());
+        assert_eq!(tag_seqs(&conn, "tag_log"), [6, 6]);
     }
 
     #[test]
@@ -498,6 +559,7 @@ mod tests {
             Some(Position::new(3, 2))
         );
         assert!(tag_seqs(&conn, "tags").is_empty());
+        assert!(tag_seqs(&conn, "tags_recent").is_empty());
         assert_eq!(tag_seqs(&conn, "tag_log"), [0, 0, 1, 1, 2, 2]);
     }
 

@@ -27,14 +27,16 @@ async fn watch_head_wakes_on_append() {
     orisun_store::conformance::watch_head_wakes_on_append(&store).await;
 }
 
-/// The same suite on a store whose tag log holds three rows, so that its writer moves the log
-/// into the tag index after nearly every group and lookups constantly span both tables.
+/// The same suite on a store whose tag log holds three rows and whose middle level moves a
+/// slice into the oldest for every row or two it gains, so that its writer moves rows after
+/// nearly every group and lookups constantly span all three tables of the tag index.
 mod tiny_tag_log {
     use super::*;
 
     async fn fresh() -> Arc<dyn EventStore> {
         Arc::new(open(|dir| SqliteConfig {
             tag_log_rows: 3,
+            tags_recent_rows: 300,
             ..SqliteConfig::new(dir.path())
         }))
     }

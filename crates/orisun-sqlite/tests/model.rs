@@ -80,11 +80,17 @@ fn outcome_text<T: std::fmt::Debug>(r: &Result<T, StoreError>) -> String {
     }
 }
 
-async fn run(seed: u64, steps: usize, tag_log_rows: usize) -> anyhow::Result<()> {
+async fn run(
+    seed: u64,
+    steps: usize,
+    tag_log_rows: usize,
+    tags_recent_rows: usize,
+) -> anyhow::Result<()> {
     let mut rng = StdRng::seed_from_u64(seed);
     let dir = tempfile::tempdir()?;
     let sqlite = SqliteStore::open(SqliteConfig {
         tag_log_rows,
+        tags_recent_rows,
         ..common::config(&dir)
     })?;
     let model = MemoryStore::new();
@@ -174,17 +180,24 @@ async fn run(seed: u64, steps: usize, tag_log_rows: usize) -> anyhow::Result<()>
 #[tokio::test]
 async fn random_operations_match_the_model() -> anyhow::Result<()> {
     for seed in 1..=8 {
-        run(seed, 800, SqliteConfig::DEFAULT_TAG_LOG_ROWS).await?;
+        run(
+            seed,
+            800,
+            SqliteConfig::DEFAULT_TAG_LOG_ROWS,
+            SqliteConfig::DEFAULT_TAGS_RECENT_ROWS,
+        )
+        .await?;
     }
     Ok(())
 }
 
-/// The same with a tag log of five rows: the writer moves it into the tag index every group or
-/// two, so conditions and reads constantly span both tables.
+/// The same with a tag log of five rows and a middle level that moves a slice on for every row
+/// or so it gains: the writer moves rows every group or two, so conditions and reads constantly
+/// span the three tables of the tag index.
 #[tokio::test]
 async fn random_operations_match_the_model_with_a_tiny_tag_log() -> anyhow::Result<()> {
     for seed in 11..=18 {
-        run(seed, 800, 5).await?;
+        run(seed, 800, 5, 300).await?;
     }
     Ok(())
 }

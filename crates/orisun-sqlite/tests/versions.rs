@@ -108,6 +108,11 @@ async fn a_version_2_file_is_migrated_to_tag_runs_and_keeps_answering() -> anyho
     drop(store);
     let conn = rusqlite::Connection::open(dir.path().join("old.db"))?;
     let version: u32 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
-    assert_eq!(version, 3);
+    assert_eq!(
+        version, 4,
+        "migrated through tag runs (3) to the middle level (4)"
+    );
+    let recent: i64 = conn.query_row("SELECT count(*) FROM tags_recent", [], |r| r.get(0))?;
+    assert_eq!(recent, 0, "a three-event batch goes through the tag log");
     Ok(())
 }
