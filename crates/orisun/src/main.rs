@@ -11,6 +11,13 @@ mod serve;
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
+/// jemalloc instead of the system allocator: a server call allocates and frees dozens of small
+/// buffers (HTTP/2 frames, protobuf messages, JSON values, spans) on tokio worker threads, and
+/// with glibc's malloc that was about a seventh of the server's CPU at 64 clients (see
+/// docs/performance.md, "Where one event's time goes").
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "orisun",
