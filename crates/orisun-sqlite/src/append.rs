@@ -130,7 +130,7 @@ pub(crate) fn append_group(
             Ok(())
         });
     match ran {
-        // The log was moved into `tags` with the group.
+        // The log was moved into `tags_recent` with the group.
         Ok(()) if direct => tail.clear(),
         Ok(()) => {}
         // Rolled back: a direct group left the log and the writer's copy as they were.

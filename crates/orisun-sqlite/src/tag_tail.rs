@@ -53,7 +53,7 @@ impl TagTail {
         self.rows -= removed;
     }
 
-    /// Forgets every row: they were moved into `tags`.
+    /// Forgets every row: they were moved into `tags_recent`.
     pub(crate) fn clear(&mut self) {
         self.seqs.clear();
         self.rows = 0;
