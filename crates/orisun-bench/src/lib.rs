@@ -15,6 +15,7 @@
 //! Progress goes to stderr, the final table to stdout, and every figure to a JSON file on
 //! request.
 
+pub mod child;
 pub mod client;
 pub mod library;
 pub mod observed;

@@ -2,14 +2,14 @@
 //! fresh data directory (embedded) or database (PostgreSQL), awaited through its readiness
 //! probe, and killed at the end. Its output goes to a log file whose tail explains failures.
 
+use crate::child::LoggedChild;
 use anyhow::{bail, Context};
 use std::net::{SocketAddr, TcpListener};
-use std::path::{Path, PathBuf};
-use std::process::Stdio;
+use std::path::Path;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::process::{Child, Command};
+use tokio::process::Command;
 
 /// How long start-up may take (PostgreSQL migrations, bootstrap admin).
 const START_TIMEOUT: Duration = Duration::from_secs(60);
@@ -37,12 +37,8 @@ pub enum Storage {
 /// A running server child process.
 #[derive(Debug)]
 pub struct ServerProcess {
-    child: Child,
-    pid: u32,
+    process: LoggedChild,
     grpc: SocketAddr,
-    log: PathBuf,
-    // Holds the data directory and the log until the server is gone.
-    _dir: tempfile::TempDir,
 }
 
 /// Returns a port that is free on 127.0.0.1 right now (bound to port 0, then released).
@@ -121,41 +117,29 @@ impl ServerProcess {
         boundaries: &[String],
         extra: &[(String, String)],
     ) -> anyhow::Result<Self> {
-        let dir = tempfile::Builder::new()
-            .prefix("orisun-bench-")
-            .tempdir()
-            .context("creating the server's temporary directory")?;
-        let data_dir = dir.path().join("data");
-        let log = dir.path().join("server.log");
-        let log_file = std::fs::File::create(&log).context("creating the server log")?;
         let grpc_port = free_port()?;
         let admin_port = free_port()?;
-        let mut command = Command::new(bin);
-        command
-            .arg("serve")
-            .envs(environment(
-                grpc_port, admin_port, &data_dir, storage, boundaries,
-            ))
-            // Our own configuration must not leak in from the bench's environment.
-            .env_remove("ORISUN_NATS_URL")
-            .env_remove("ORISUN_PG_SCHEMAS")
-            .envs(extra.iter().cloned())
-            .stdin(Stdio::null())
-            .stdout(log_file.try_clone().context("duplicating the log handle")?)
-            .stderr(log_file)
-            .kill_on_drop(true);
-        let child = command
-            .spawn()
-            .with_context(|| format!("starting {} serve", bin.display()))?;
-        let pid = child
-            .id()
-            .context("the server exited before its pid could be read")?;
+        let process = LoggedChild::spawn("the server", "orisun-bench-", "server.log", |dir| {
+            let mut command = Command::new(bin);
+            command
+                .arg("serve")
+                .envs(environment(
+                    grpc_port,
+                    admin_port,
+                    &dir.join("data"),
+                    storage,
+                    boundaries,
+                ))
+                // Our own configuration must not leak in from the bench's environment.
+                .env_remove("ORISUN_NATS_URL")
+                .env_remove("ORISUN_PG_SCHEMAS")
+                .envs(extra.iter().cloned());
+            command
+        })
+        .with_context(|| format!("{} serve", bin.display()))?;
         let mut server = Self {
-            child,
-            pid,
+            process,
             grpc: SocketAddr::from(([127, 0, 0, 1], grpc_port)),
-            log,
-            _dir: dir,
         };
         server.wait_ready(admin_port).await?;
         Ok(server)
@@ -164,12 +148,7 @@ impl ServerProcess {
     async fn wait_ready(&mut self, admin_port: u16) -> anyhow::Result<()> {
         let started = Instant::now();
         loop {
-            if let Some(status) = self.child.try_wait()? {
-                bail!(
-                    "the server exited during start-up ({status}); its log ends with:\n{}",
-                    self.log_tail()
-                );
-            }
+            self.process.check_running("exited during start-up")?;
             if http_status(admin_port, "/ready").await == Some(200) {
                 return Ok(());
             }
@@ -191,31 +170,22 @@ impl ServerProcess {
 
     /// Returns the child's process id.
     pub fn pid(&self) -> u32 {
-        self.pid
+        self.process.pid()
     }
 
     /// Returns the last lines of the server's log.
     pub fn log_tail(&self) -> String {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(30)..].join("\n")
+        self.process.log_tail()
     }
 
     /// Checks the server is still running; explains with its log if it is not.
     pub fn check_alive(&mut self) -> anyhow::Result<()> {
-        if let Some(status) = self.child.try_wait()? {
-            bail!(
-                "the server died ({status}); its log ends with:\n{}",
-                self.log_tail()
-            );
-        }
-        Ok(())
+        self.process.check_running("died")
     }
 
     /// Kills the server and waits for it to exit.
-    pub async fn stop(mut self) {
-        let _ = self.child.start_kill();
-        let _ = tokio::time::timeout(Duration::from_secs(10), self.child.wait()).await;
+    pub async fn stop(self) {
+        self.process.stop().await;
     }
 }
 

@@ -11,11 +11,12 @@ mod scenarios;
 pub use events::{event, tags_of};
 pub use scenarios::UmaBench;
 
+use crate::child::LoggedChild;
 use anyhow::{bail, Context};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
-use tokio::process::{Child, Command};
+use tokio::process::Command;
 
 /// The generated client of UmaDB's gRPC API (our own subset of its `.proto`).
 #[allow(missing_docs, clippy::all)]
@@ -148,50 +149,33 @@ fn listening_port_in(table: &str, inodes: &[String]) -> Option<u16> {
 /// A running UmaDB server child process.
 #[derive(Debug)]
 pub struct UmaDbServer {
-    child: Child,
-    pid: u32,
+    process: LoggedChild,
     endpoint: String,
-    log: PathBuf,
-    // Holds the database file and the log until the server is gone.
-    _dir: tempfile::TempDir,
 }
 
 impl UmaDbServer {
     /// Starts `bin --listen 127.0.0.1:0 --db-path <scratch>/uma.db` with its defaults otherwise
     /// (durable appends, file I/O) and waits until it listens and answers `Head`.
     pub async fn start(bin: &Path) -> anyhow::Result<Self> {
-        let dir = tempfile::Builder::new()
-            .prefix("orisun-bench-umadb-")
-            .tempdir()
-            .context("creating UmaDB's scratch directory")?;
-        let log = dir.path().join("umadb.log");
-        let log_file = std::fs::File::create(&log).context("creating UmaDB's log")?;
-        let child = Command::new(bin)
-            .arg("--listen")
-            .arg("127.0.0.1:0")
-            .arg("--db-path")
-            .arg(dir.path().join("uma.db"))
-            // Its settings come from these flags only, not from the bench's environment.
-            .env_remove("UMADB_API_KEY")
-            .env_remove("UMADB_TLS_CERT")
-            .env_remove("UMADB_TLS_KEY")
-            .env_remove("UMADB_PIPELINED_WRITER")
-            .env_remove("UMADB_READ_METHOD")
-            .stdin(Stdio::null())
-            .stdout(log_file.try_clone().context("duplicating the log handle")?)
-            .stderr(log_file)
-            .kill_on_drop(true)
-            .spawn()
-            .with_context(|| format!("starting {}", bin.display()))?;
-        let pid = child
-            .id()
-            .context("UmaDB exited before its pid could be read")?;
+        let process = LoggedChild::spawn("UmaDB", "orisun-bench-umadb-", "umadb.log", |dir| {
+            let mut command = Command::new(bin);
+            command
+                .arg("--listen")
+                .arg("127.0.0.1:0")
+                .arg("--db-path")
+                .arg(dir.join("uma.db"))
+                // Its settings come from these flags only, not from the bench's environment.
+                .env_remove("UMADB_API_KEY")
+                .env_remove("UMADB_TLS_CERT")
+                .env_remove("UMADB_TLS_KEY")
+                .env_remove("UMADB_PIPELINED_WRITER")
+                .env_remove("UMADB_READ_METHOD");
+            command
+        })
+        .with_context(|| bin.display().to_string())?;
         let mut server = Self {
-            child,
-            pid,
+            process,
             endpoint: String::new(),
-            log,
-            _dir: dir,
         };
         server.wait_ready().await?;
         Ok(server)
@@ -200,14 +184,9 @@ impl UmaDbServer {
     async fn wait_ready(&mut self) -> anyhow::Result<()> {
         let started = Instant::now();
         loop {
-            if let Some(status) = self.child.try_wait()? {
-                bail!(
-                    "UmaDB exited during start-up ({status}); its log ends with:\n{}",
-                    self.log_tail()
-                );
-            }
+            self.process.check_running("exited during start-up")?;
             if self.endpoint.is_empty() {
-                if let Some(port) = listening_port(self.pid) {
+                if let Some(port) = listening_port(self.process.pid()) {
                     self.endpoint = format!("http://127.0.0.1:{port}");
                 }
             }
@@ -232,31 +211,22 @@ impl UmaDbServer {
 
     /// Returns its process id.
     pub fn pid(&self) -> u32 {
-        self.pid
+        self.process.pid()
     }
 
     /// Returns the last lines of its log.
     pub fn log_tail(&self) -> String {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(30)..].join("\n")
+        self.process.log_tail()
     }
 
     /// Checks it is still running; explains with its log if it is not.
     pub fn check_alive(&mut self) -> anyhow::Result<()> {
-        if let Some(status) = self.child.try_wait()? {
-            bail!(
-                "UmaDB died ({status}); its log ends with:\n{}",
-                self.log_tail()
-            );
-        }
-        Ok(())
+        self.process.check_running("died")
     }
 
     /// Kills it and waits for it to exit.
-    pub async fn stop(mut self) {
-        let _ = self.child.start_kill();
-        let _ = tokio::time::timeout(Duration::from_secs(10), self.child.wait()).await;
+    pub async fn stop(self) {
+        self.process.stop().await;
     }
 }
 
