@@ -4,16 +4,11 @@
 //! scenario's figures: nonzero rates, a ratio to each baseline, and the partitioned
 //! projection at 1, 2 and 4 workers with the speed-ups over one.
 
-use clap::Parser;
+mod common;
+
 use orisun_bench::options::LIBRARY_SCENARIOS;
 use orisun_bench::raw::PgServer;
-use orisun_bench::{Backend, BenchOptions};
-
-#[derive(Parser)]
-struct Cli {
-    #[command(flatten)]
-    bench: BenchOptions,
-}
+use orisun_bench::Backend;
 
 /// The PostgreSQL server of the tests (`ORISUN_TEST_PG`, else the default local one).
 fn test_pg() -> String {
@@ -38,7 +33,7 @@ async fn library_scenarios_produce_every_figure_on_each_backend() {
         "--json",
         json.to_str().expect("utf-8 path"),
     ];
-    let opts = Cli::try_parse_from(args).expect("options parse").bench;
+    let opts = common::options(args);
     let report = orisun_bench::run(opts).await.expect("the bench completes");
 
     let backends: Vec<Backend> = report.backends.iter().map(|b| b.backend).collect();

@@ -8,35 +8,10 @@
 //! directory (`target/<profile>/orisun`, built by `cargo build -p orisun` or by a workspace
 //! `cargo test`), or given with `ORISUN_BIN`.
 
-use clap::Parser;
+mod common;
+
 use orisun_bench::raw::PgServer;
-use orisun_bench::{Backend, BenchOptions, Report};
-use std::path::PathBuf;
-
-#[derive(Parser)]
-struct Cli {
-    #[command(flatten)]
-    bench: BenchOptions,
-}
-
-fn server_binary() -> PathBuf {
-    if let Ok(path) = std::env::var("ORISUN_BIN") {
-        return PathBuf::from(path);
-    }
-    // This test runs as target/<profile>/deps/smoke-<hash>; the binary is target/<profile>/orisun.
-    let exe = std::env::current_exe().expect("the test knows its own path");
-    let profile_dir = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .expect("the test binary lives in target/<profile>/deps");
-    let bin = profile_dir.join(format!("orisun{}", std::env::consts::EXE_SUFFIX));
-    assert!(
-        bin.exists(),
-        "{} is missing: build it with `cargo build -p orisun` (or set ORISUN_BIN)",
-        bin.display()
-    );
-    bin
-}
+use orisun_bench::{Backend, Report};
 
 /// The PostgreSQL server of the tests (`ORISUN_TEST_PG`, else the default local one).
 fn test_pg() -> String {
@@ -46,10 +21,10 @@ fn test_pg() -> String {
 
 /// Runs `orisun bench` with `args` (after `bench`) against this build's server.
 async fn bench(args: &[&str]) -> anyhow::Result<Report> {
-    let bin = server_binary();
+    let bin = common::server_binary();
     let mut full = vec!["bench", "--server-bin", bin.to_str().expect("utf-8 path")];
     full.extend_from_slice(args);
-    let opts = Cli::try_parse_from(full).expect("options parse").bench;
+    let opts = common::options(full);
     orisun_bench::run(opts).await
 }
 

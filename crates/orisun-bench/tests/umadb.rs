@@ -5,40 +5,16 @@
 //! event it acknowledged (its head, read at the end of the run). Without PyPI the virtualenv
 //! cannot be built and the test fails, saying so.
 //!
-//! The server binary is found as in `smoke.rs` (`target/<profile>/orisun`, or `ORISUN_BIN`).
+//! The server binary is found by `common::server_binary` (`target/<profile>/orisun`, or
+//! `ORISUN_BIN`).
 
-use clap::Parser;
-use orisun_bench::BenchOptions;
-use std::path::{Path, PathBuf};
+mod common;
 
-#[derive(Parser)]
-struct Cli {
-    #[command(flatten)]
-    bench: BenchOptions,
-}
-
-fn server_binary() -> PathBuf {
-    if let Ok(path) = std::env::var("ORISUN_BIN") {
-        return PathBuf::from(path);
-    }
-    // This test runs as target/<profile>/deps/umadb-<hash>; the binary is target/<profile>/orisun.
-    let exe = std::env::current_exe().expect("the test knows its own path");
-    let profile_dir = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .expect("the test binary lives in target/<profile>/deps");
-    let bin = profile_dir.join(format!("orisun{}", std::env::consts::EXE_SUFFIX));
-    assert!(
-        bin.exists(),
-        "{} is missing: build it with `cargo build -p orisun` (or set ORISUN_BIN)",
-        bin.display()
-    );
-    bin
-}
+use std::path::Path;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn umadb_baseline_runs_beside_ours_and_keeps_every_event() {
-    let bin = server_binary();
+    let bin = common::server_binary();
     let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join("umadb-venv");
     let args = [
         "bench",
@@ -63,7 +39,7 @@ async fn umadb_baseline_runs_beside_ours_and_keeps_every_event() {
         "--only",
         "single_cond,batch_c4_100,catch_up",
     ];
-    let opts = Cli::try_parse_from(args).expect("options parse").bench;
+    let opts = common::options(args);
     let report = orisun_bench::run(opts).await.unwrap_or_else(|e| {
         panic!(
             "the bench with --baseline umadb failed (installing UmaDB needs PyPI: pip install \
