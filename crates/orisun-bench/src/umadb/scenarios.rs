@@ -86,6 +86,33 @@ struct Count {
     elapsed: Duration,
 }
 
+impl Count {
+    /// The clients' counts together: their events and latencies, and the longest elapsed time.
+    fn sum(counts: impl IntoIterator<Item = Count>) -> Count {
+        let mut total = Count::default();
+        for c in counts {
+            total.events += c.events;
+            total.latencies.add(&c.latencies);
+            total.elapsed = total.elapsed.max(c.elapsed);
+        }
+        total
+    }
+}
+
+/// What one client of a closed-loop scenario works with.
+struct Worker {
+    /// Its number, from 0.
+    index: usize,
+    /// Its own connection.
+    client: Dcb,
+    /// Released once every client is ready, so that they start together.
+    barrier: Arc<Barrier>,
+    /// The scenario's progress counter.
+    counter: Arc<AtomicU64>,
+    /// Every event UmaDB acknowledged in this run.
+    acknowledged: Arc<AtomicU64>,
+}
+
 impl UmaBench {
     /// Connects one client to UmaDB at `endpoint`.
     pub async fn connect(endpoint: &str, label: String, plan: Plan) -> anyhow::Result<Self> {
@@ -118,6 +145,24 @@ impl UmaBench {
         Ok(())
     }
 
+    /// The first `clients` connections of the pool (see [`UmaBench::ensure_pool`]), each with
+    /// a shared start barrier and the scenario's counters.
+    fn workers(&self, clients: usize, progress: &Progress) -> Vec<Worker> {
+        let barrier = Arc::new(Barrier::new(clients));
+        self.pool[..clients]
+            .iter()
+            .cloned()
+            .enumerate()
+            .map(|(index, client)| Worker {
+                index,
+                client,
+                barrier: barrier.clone(),
+                counter: progress.counter(),
+                acknowledged: self.acknowledged.clone(),
+            })
+            .collect()
+    }
+
     fn result(id: String, description: String, connections: usize, count: Count) -> BaselineResult {
         BaselineResult {
             id,
@@ -144,76 +189,68 @@ impl UmaBench {
         let kind = if conditional { "cond" } else { "uncond" };
         let id = format!("umadb_single_{kind}_c{clients}");
         let progress = Progress::start(&self.label, &id);
-        let barrier = Arc::new(Barrier::new(clients));
-        let workers = self.pool[..clients]
-            .iter()
-            .cloned()
-            .enumerate()
-            .map(|(i, mut client)| {
-                let (barrier, counter, acknowledged) = (
-                    barrier.clone(),
-                    progress.counter(),
-                    self.acknowledged.clone(),
-                );
-                let context = format!("{}-{kind}-c{clients}-{i}", self.run_id);
-                async move {
-                    let mine = tagged(tag("client", &context));
-                    let mut after = if conditional {
-                        let mut stream = client
-                            .read(ReadRequest {
-                                query: Some(mine.clone()),
-                                backwards: Some(true),
-                                limit: Some(1),
-                                ..Default::default()
-                            })
-                            .await
-                            .context("reading the context's last event")?
-                            .into_inner();
-                        let mut last = None;
-                        while let Some(batch) = stream.next().await {
-                            last = batch?.events.last().map(|e| e.position).or(last);
-                        }
-                        last
-                    } else {
-                        None
-                    };
-                    barrier.wait().await;
-                    let mut count = Count::default();
-                    let start = Instant::now();
-                    let mut n = 0u64;
-                    while start.elapsed() < duration {
-                        let request = AppendRequest {
-                            events: vec![event(&context, &context, n)],
-                            condition: conditional.then(|| AppendCondition {
-                                fail_if_events_match: Some(mine.clone()),
-                                after,
-                            }),
-                        };
-                        n += 1;
-                        let t = Instant::now();
-                        let response = client
-                            .append(request)
-                            .await
-                            .with_context(|| format!("UmaDB append by client {i}"))?
-                            .into_inner();
-                        count.latencies.record(t.elapsed());
-                        count.events += 1;
-                        counter.fetch_add(1, Ordering::Relaxed);
-                        acknowledged.fetch_add(1, Ordering::Relaxed);
-                        after = Some(response.position);
+        let workers = self.workers(clients, &progress).into_iter().map(|worker| {
+            let Worker {
+                index: i,
+                mut client,
+                barrier,
+                counter,
+                acknowledged,
+            } = worker;
+            let context = format!("{}-{kind}-c{clients}-{i}", self.run_id);
+            async move {
+                let mine = tagged(tag("client", &context));
+                let mut after = if conditional {
+                    let mut stream = client
+                        .read(ReadRequest {
+                            query: Some(mine.clone()),
+                            backwards: Some(true),
+                            limit: Some(1),
+                            ..Default::default()
+                        })
+                        .await
+                        .context("reading the context's last event")?
+                        .into_inner();
+                    let mut last = None;
+                    while let Some(batch) = stream.next().await {
+                        last = batch?.events.last().map(|e| e.position).or(last);
                     }
-                    count.elapsed = start.elapsed();
-                    anyhow::Ok(count)
+                    last
+                } else {
+                    None
+                };
+                barrier.wait().await;
+                let mut count = Count::default();
+                let start = Instant::now();
+                let mut n = 0u64;
+                while start.elapsed() < duration {
+                    let request = AppendRequest {
+                        events: vec![event(&context, &context, n)],
+                        condition: conditional.then(|| AppendCondition {
+                            fail_if_events_match: Some(mine.clone()),
+                            after,
+                        }),
+                    };
+                    n += 1;
+                    let t = Instant::now();
+                    let response = client
+                        .append(request)
+                        .await
+                        .with_context(|| format!("UmaDB append by client {i}"))?
+                        .into_inner();
+                    count.latencies.record(t.elapsed());
+                    count.events += 1;
+                    counter.fetch_add(1, Ordering::Relaxed);
+                    acknowledged.fetch_add(1, Ordering::Relaxed);
+                    after = Some(response.position);
                 }
-            });
+                count.elapsed = start.elapsed();
+                anyhow::Ok(count)
+            }
+        });
         let counts = try_join_all(workers).await;
         progress.finish();
-        let mut total = Count::default();
-        for c in counts.with_context(|| format!("scenario {id}"))? {
-            total.events += c.events;
-            total.latencies.add(&c.latencies);
-            total.elapsed = total.elapsed.max(c.elapsed);
-        }
+        let total = Count::sum(counts.with_context(|| format!("scenario {id}"))?);
         let what = if conditional {
             "conditional (own client:<name> tag, after own last write)"
         } else {
@@ -240,55 +277,47 @@ impl UmaBench {
         let id = format!("umadb_batch_c{clients}_{size}");
         let min_batches = self.plan.min_batches;
         let progress = Progress::start(&self.label, &id);
-        let barrier = Arc::new(Barrier::new(clients));
-        let workers = self.pool[..clients]
-            .iter()
-            .cloned()
-            .enumerate()
-            .map(|(i, mut client)| {
-                let (barrier, counter, acknowledged) = (
-                    barrier.clone(),
-                    progress.counter(),
-                    self.acknowledged.clone(),
-                );
-                let context = format!("{}-batch-c{clients}-{i}", self.run_id);
-                async move {
-                    barrier.wait().await;
-                    let mut count = Count::default();
-                    let start = Instant::now();
-                    let (mut n, mut batches) = (0u64, 0u64);
-                    while start.elapsed() < duration || batches < min_batches {
-                        let events = (0..size as u64)
-                            .map(|k| event(&context, &crate::payload::entity_of(n + k), n + k))
-                            .collect();
-                        n += size as u64;
-                        batches += 1;
-                        let t = Instant::now();
-                        client
-                            .append(AppendRequest {
-                                events,
-                                condition: None,
-                            })
-                            .await
-                            .with_context(|| format!("UmaDB batch append by client {i}"))?;
-                        let took = t.elapsed();
-                        count.elapsed += took;
-                        count.latencies.record(took);
-                        count.events += size as u64;
-                        counter.fetch_add(size as u64, Ordering::Relaxed);
-                        acknowledged.fetch_add(size as u64, Ordering::Relaxed);
-                    }
-                    anyhow::Ok(count)
+        let workers = self.workers(clients, &progress).into_iter().map(|worker| {
+            let Worker {
+                index: i,
+                mut client,
+                barrier,
+                counter,
+                acknowledged,
+            } = worker;
+            let context = format!("{}-batch-c{clients}-{i}", self.run_id);
+            async move {
+                barrier.wait().await;
+                let mut count = Count::default();
+                let start = Instant::now();
+                let (mut n, mut batches) = (0u64, 0u64);
+                while start.elapsed() < duration || batches < min_batches {
+                    let events = (0..size as u64)
+                        .map(|k| event(&context, &crate::payload::entity_of(n + k), n + k))
+                        .collect();
+                    n += size as u64;
+                    batches += 1;
+                    let t = Instant::now();
+                    client
+                        .append(AppendRequest {
+                            events,
+                            condition: None,
+                        })
+                        .await
+                        .with_context(|| format!("UmaDB batch append by client {i}"))?;
+                    let took = t.elapsed();
+                    count.elapsed += took;
+                    count.latencies.record(took);
+                    count.events += size as u64;
+                    counter.fetch_add(size as u64, Ordering::Relaxed);
+                    acknowledged.fetch_add(size as u64, Ordering::Relaxed);
                 }
-            });
+                anyhow::Ok(count)
+            }
+        });
         let counts = try_join_all(workers).await;
         progress.finish();
-        let mut total = Count::default();
-        for c in counts.with_context(|| format!("scenario {id}"))? {
-            total.events += c.events;
-            total.latencies.add(&c.latencies);
-            total.elapsed = total.elapsed.max(c.elapsed);
-        }
+        let total = Count::sum(counts.with_context(|| format!("scenario {id}"))?);
         Ok(Self::result(
             id,
             format!("UmaDB: batches of {size} events, {clients} concurrent clients, unconditional"),
@@ -340,11 +369,8 @@ impl UmaBench {
         });
         let counts = try_join_all(workers).await;
         progress.finish();
-        let mut total = Count::default();
-        for c in counts.context("scenario umadb_preload")? {
-            total.events += c.events;
-            total.latencies.add(&c.latencies);
-        }
+        let mut total = Count::sum(counts.context("scenario umadb_preload")?);
+        // The clients share the work, so the run takes from the first start to the last end.
         total.elapsed = start.elapsed();
         Ok(Self::result(
             "umadb_preload".to_owned(),
